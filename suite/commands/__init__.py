@@ -1,0 +1,1 @@
+"""One module per ``suite`` sub-command; each exposes ``register(subparsers)``."""

@@ -1,0 +1,111 @@
+"""A run's configuration: what is trained and how it is evaluated.
+
+Everything in ``RunConfig`` determines the result, so its resolved form (method defaults
+filled in) is hashed into the run id: the same configuration always maps to the same run
+folder. Where the run executes (device, folders, tracking) lives in ``RunOptions`` and
+does not change the id.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SuiteError
+from .methods import resolve_hparams
+
+LR_SCHEDULES = ("cyclic", "multistep", "constant")
+
+
+@dataclass
+class RunConfig:
+    method: str = "fast_bat"
+    dataset: str = "fashion_mnist"
+    arch: str = "small_cnn"
+    eps: float = 8.0                  # training and test budget, in /255
+    seed: int = 0
+    # optimisation (the paper's protocol)
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 0.2                   # peak learning rate
+    lr_schedule: str = "cyclic"       # cyclic: 0 -> lr -> 0 per iteration; multistep: x0.1 at 50% and 75%
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    hparams: dict = field(default_factory=dict)   # method hyperparameters; see suite.methods
+    # data sizes (None: all of the split)
+    train_points: int | None = None
+    val_points: int | None = 1000     # per-epoch validation (early stopping)
+    test_points: int | None = None
+    # per-epoch validation attack (cheap) and catastrophic-overfitting probe
+    val_pgd_steps: int = 10
+    val_pgd_restarts: int = 1
+    co_points: int = 256              # fixed training points for the CO diagnostics (0: off)
+    # final evaluation
+    pgd_steps: int = 50
+    pgd_restarts: int = 10
+    aa_points: int = 1000             # AutoAttack on the first N test points (0: skip)
+
+    def resolved(self) -> "RunConfig":
+        """Validate and fill in the method's defaults; raises SuiteError on bad values."""
+        from .data import DATASETS
+        from .models import ARCHS
+
+        if self.dataset not in DATASETS:
+            raise SuiteError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
+        if self.arch not in ARCHS:
+            raise SuiteError(f"unknown arch {self.arch!r}; choose one of: {', '.join(ARCHS)}")
+        if not 0 < self.eps <= 255:
+            raise SuiteError(f"eps must be in (0, 255] (units of 1/255), got {self.eps:g}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise SuiteError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+        for name in ("epochs", "batch_size", "val_pgd_steps", "pgd_steps", "pgd_restarts", "val_pgd_restarts"):
+            if getattr(self, name) < 1:
+                raise SuiteError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("train_points", "val_points", "test_points"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SuiteError(f"{name} must be at least 1 (or omitted for the whole split), got {value}")
+        if self.lr <= 0:
+            raise SuiteError(f"lr must be positive, got {self.lr:g}")
+        hparams = resolve_hparams(self.method, self.eps, self.hparams)
+        return dataclasses.replace(self, eps=float(self.eps), hparams=hparams)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise SuiteError(f"unknown run setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(names))}")
+        return cls(**data)
+
+    @property
+    def name(self) -> str:
+        """Readable name: ``fast_bat-cifar10-preact_resnet18-eps8-s0``."""
+        return f"{self.method}-{self.dataset}-{self.arch}-eps{self.eps:g}-s{self.seed}"
+
+    @property
+    def run_id(self) -> str:
+        """``<name>-<hash of the resolved configuration>``; call on a resolved config."""
+        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.name}-{digest}"
+
+
+@dataclass
+class RunOptions:
+    """Where and how a run executes; none of it changes the result or the run id."""
+    results_dir: Path = Path("results")
+    data_dir: Path = Path("data")
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    download: bool = True
+    force: bool = False               # retrain a finished run from scratch
+    progress: bool = True
+    wandb: str = field(default_factory=lambda: os.environ.get("SUITE_WANDB", "offline"))  # offline | online | disabled
+    wandb_project: str = "fast-bat-suite"
+    wandb_entity: str | None = None
+    wandb_group: str | None = None

@@ -1,0 +1,42 @@
+"""The training methods, one small module each, and their registry.
+
+A method module provides
+
+* ``defaults(eps) -> dict``: its hyperparameters (perturbation sizes in /255) for training eps
+  given in /255, every one overridable from the command line or a sweep spec (None: derived
+  by the method from the others);
+* ``step(model, x, y, eps, **hparams) -> (loss, logits)``: accumulate the parameter gradients
+  of one batch (``eps`` in pixel units, x in [0, 1]); the training loop owns the optimizer step.
+
+Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` below.
+"""
+from types import ModuleType
+
+from ..errors import SuiteError
+from . import fast_at, fast_at_ga, fast_bat, pgd, standard
+
+METHODS: dict[str, ModuleType] = {
+    "standard": standard,
+    "fast_at": fast_at,
+    "fast_at_ga": fast_at_ga,
+    "pgd": pgd,
+    "fast_bat": fast_bat,
+}
+
+
+def get_method(name: str) -> ModuleType:
+    if name not in METHODS:
+        raise SuiteError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dict:
+    """The method's defaults at training eps (in /255), updated with the user's overrides."""
+    hparams = dict(get_method(name).defaults(eps))
+    unknown = set(overrides or {}) - set(hparams)
+    if unknown:
+        known = ", ".join(sorted(hparams)) or "none"
+        raise SuiteError(f"method {name!r} has no hyperparameter {', '.join(sorted(unknown))}; its hyperparameters: {known}")
+    hparams.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return hparams
+

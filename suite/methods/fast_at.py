@@ -1,0 +1,16 @@
+"""Fast-AT (RS-FGSM; Wong et al. 2020): one signed step of 1.25 eps from a uniform random start."""
+import torch.nn.functional as F
+
+from ..attacks import signed_step, uniform_init
+
+
+def defaults(eps: float) -> dict:
+    return {"alpha_factor": 1.25}
+
+
+def step(model, x, y, eps, *, alpha_factor):
+    delta = signed_step(model, x, y, uniform_init(x, eps), eps, alpha_factor * eps)
+    logits = model(x + delta)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    return loss.detach(), logits.detach()

@@ -1,0 +1,207 @@
+"""Run records: the durable, atomic files of one run and the table of all runs.
+
+``<results>/runs/<run_id>/`` holds
+
+* ``config.json``   the resolved configuration, run id, code version;
+* ``metrics.jsonl`` one JSON line per finished epoch;
+* ``summary.json``  status (running | finished | failed | pruned), error, final metrics;
+* ``last.pt`` / ``last.prev.pt`` / ``best.pt``  checkpoints (``torch.load(weights_only=True)``).
+
+Every file is written to a temporary name and renamed into place, so readers never see
+half-written JSON and a killed run keeps its last complete epoch.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import SuiteError
+
+RUNS = "runs"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, data) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise SuiteError(f"{path} is not valid JSON ({err}); delete it or rerun the run with --force") from err
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Atomically save ``state`` (tensors, numbers, strings, lists and dicts only)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Load a checkpoint safely; a corrupt or truncated file raises SuiteError naming it."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
+        raise SuiteError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err}); "
+                         f"delete it, or rerun with --force to start the run over") from err
+
+
+class RunDir:
+    """The folder of one run and the files in it."""
+
+    def __init__(self, results_dir: Path, run_id: str):
+        self.path = Path(results_dir) / RUNS / run_id
+        self.run_id = run_id
+
+    config = property(lambda self: self.path / "config.json")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    summary = property(lambda self: self.path / "summary.json")
+    last = property(lambda self: self.path / "last.pt")
+    last_prev = property(lambda self: self.path / "last.prev.pt")
+    best = property(lambda self: self.path / "best.pt")
+
+    def read_summary(self) -> dict | None:
+        return read_json(self.summary) if self.summary.exists() else None
+
+    def is_finished(self) -> bool:
+        summary = self.read_summary()
+        return bool(summary) and summary.get("status") == "finished"
+
+    def save_last(self, state: dict) -> None:
+        """Write the resume checkpoint, keeping the previous one as a fallback."""
+        if self.last.exists():
+            os.replace(self.last, self.last_prev)
+        save_checkpoint(self.last, state)
+
+    def load_resume_state(self, map_location="cpu") -> dict | None:
+        """The newest readable resume checkpoint, or None when there is none.
+
+        A corrupt ``last.pt`` falls back to ``last.prev.pt`` with a warning; when no
+        checkpoint is readable the SuiteError names the corrupt file.
+        """
+        error = None
+        for path in (self.last, self.last_prev):
+            if not path.exists():
+                continue
+            try:
+                state = load_checkpoint(path, map_location)
+            except SuiteError as err:
+                error = error or err
+                continue
+            if error is not None:
+                print(f"warning: {error}; resuming from the previous checkpoint {path.name}", flush=True)
+            return state
+        if error is not None:
+            raise error
+        return None
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold an exclusive lock on this run; raises RunLocked when another process holds it.
+
+        The lock is an ``flock`` on ``.lock``: the kernel releases it when the holder dies,
+        so a crashed worker never blocks the run forever.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / ".lock", "w")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunLocked(f"run {self.run_id} is being trained by another process; skipped") from None
+            yield
+        finally:
+            handle.close()
+
+
+class RunLocked(SuiteError):
+    """Another live process is training this run."""
+
+
+def iter_run_dirs(results_dir: Path):
+    root = Path(results_dir) / RUNS
+    if root.is_dir():
+        for path in sorted(root.iterdir()):
+            if (path / "config.json").exists():
+                yield RunDir(results_dir, path.name)
+
+
+RUN_COLUMNS = ["run_id", "method", "dataset", "arch", "eps", "seed", "status", "sa", "ra_pgd", "ra_aa",
+               "last_sa", "last_ra_pgd", "last_ra_aa", "best_epoch", "epochs_done", "epoch_seconds", "error"]
+
+
+def runs_dataframe(results_dir: Path = Path("results"), **filters):
+    """One row per run record: identity, status and the best/last test metrics.
+
+    ``sa``, ``ra_pgd``, ``ra_aa`` are the early-stopped model's; ``last_*`` the last epoch's.
+    Keyword filters keep rows whose column equals the value (or is in it, for a list).
+    """
+    import pandas as pd
+
+    rows = []
+    for run in iter_run_dirs(results_dir):
+        config = read_json(run.config)
+        summary = run.read_summary() or {}
+        c = config["config"]
+        row = {"run_id": run.run_id, "method": c["method"], "dataset": c["dataset"], "arch": c["arch"],
+               "eps": c["eps"], "seed": c["seed"], "status": summary.get("status", "unknown"),
+               "best_epoch": summary.get("best_epoch"), "epochs_done": summary.get("epochs_done"),
+               "epoch_seconds": summary.get("epoch_seconds"), "error": summary.get("error")}
+        for model, prefix in (("best", ""), ("last", "last_")):
+            for metric in ("sa", "ra_pgd", "ra_aa"):
+                row[prefix + metric] = (summary.get(model) or {}).get(metric)
+        row.update({f"hp_{k}": v for k, v in c.get("hparams", {}).items()})
+        row["path"] = str(run.path)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS + ["path"] if not rows else None)
+    for column, wanted in filters.items():
+        if wanted is None:
+            continue
+        if column not in frame:
+            raise SuiteError(f"cannot filter on {column!r}; columns: {', '.join(frame.columns)}")
+        frame = frame[frame[column].isin(wanted if isinstance(wanted, (list, tuple, set)) else [wanted])]
+    return frame.reset_index(drop=True)

@@ -1,0 +1,309 @@
+"""The training engine: one configuration in, one durable run record out.
+
+``execute(config, options, callbacks)`` validates the configuration and loads the data
+before writing anything, then trains epoch by epoch (checkpointing after each one, so a
+killed run resumes from its last complete epoch), keeps the epoch with the best
+validation robust accuracy (early stopping), and finally evaluates the early-stopped and
+the last-epoch model on the test set.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .callbacks import Callback, RunPruned
+from .config import RunConfig, RunOptions
+from .data import DeviceLoader, load_splits
+from .errors import SuiteError
+from .eval import autoattack_accuracy, clean_accuracy, robust_accuracy
+from .eval.diagnostics import co_diagnostics
+from .methods import get_method
+from .models import build_model
+from .records import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl
+
+EVAL_BATCH = {"cpu": 500, "cuda": 1000}
+
+
+def execute(config: RunConfig, options: RunOptions | None = None, callbacks: list[Callback] = ()) -> dict:
+    """Train and evaluate one run; returns its summary (also written to ``summary.json``).
+
+    A finished run is skipped (unless ``options.force``). Bad input raises SuiteError before
+    any file is written; a failure during training is recorded as ``failed`` and re-raised.
+    """
+    options = options or RunOptions()
+    config = config.resolved()
+    run = RunDir(options.results_dir, config.run_id)
+    if run.is_finished() and not options.force:
+        print(f"{config.run_id}: already finished; skipped (use --force to train it again)", flush=True)
+        return run.read_summary()
+    device = pick_device(options.device)
+    data = RunData.load(config, options, device)
+    with run.lock():
+        if options.force:
+            for path in (run.last, run.last_prev, run.best, run.metrics, run.summary):
+                path.unlink(missing_ok=True)
+        return Trainer(config, options, data, device, run).run(list(callbacks))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise SuiteError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SuiteError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def _subset(x, y, n, what, flag):
+    if n is None:
+        return x, y
+    if n > len(x):
+        raise SuiteError(f"{what} has {len(x)} points but {n} were requested; lower {flag} to at most {len(x)}")
+    return x[:n], y[:n]
+
+
+@dataclass
+class RunData:
+    """The splits of one run, cut to the requested sizes and moved to the device."""
+    info: object
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @classmethod
+    def load(cls, config: RunConfig, options: RunOptions, device) -> "RunData":
+        splits = load_splits(config.dataset, options.data_dir, download=options.download)
+        train = _subset(splits.train_x, splits.train_y, config.train_points, "the training split", "--train-points")
+        val = _subset(splits.val_x, splits.val_y, config.val_points, "the validation split", "--val-points")
+        test = _subset(splits.test_x, splits.test_y, config.test_points, "the test set", "--test-points")
+        if config.aa_points > len(test[0]):
+            raise SuiteError(f"--aa-points {config.aa_points} exceeds the {len(test[0])} test points evaluated")
+        if config.co_points > len(train[0]):
+            raise SuiteError(f"--co-points {config.co_points} exceeds the {len(train[0])} training points")
+        if config.batch_size > len(train[0]):
+            raise SuiteError(f"batch size {config.batch_size} exceeds the {len(train[0])} training points")
+        as_float = lambda t: t.to(device).float().div_(255)  # noqa: E731  (eval splits are small)
+        return cls(splits.info, train[0].to(device), train[1].to(device), as_float(val[0]), val[1].to(device),
+                   as_float(test[0]), test[1].to(device))
+
+
+def lr_factor(schedule: str, epochs: int, iters_per_epoch: int):
+    """Per-iteration multiplier of the peak learning rate (for LambdaLR)."""
+    def factor(step: int) -> float:
+        t = (step + 1) / iters_per_epoch          # fractional epochs done after this iteration
+        if schedule == "cyclic":
+            return float(np.interp(t, [0, epochs / 2, epochs], [0, 1, 0]))
+        if schedule == "multistep":
+            return 0.1 ** ((t > epochs * 0.5) + (t > epochs * 0.75))
+        return 1.0
+    return factor
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, options: RunOptions, data: RunData, device, run: RunDir):
+        self.config, self.options, self.data, self.device, self.run_dir = config, options, data, device, run
+        self.method = get_method(config.method)
+        self.eps = config.eps / 255
+        info = data.info
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.arch, info.in_channels, info.num_classes, info.mean, info.std).to(device)
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.iters_per_epoch = math.ceil(len(data.train_x) / config.batch_size)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_factor(config.lr_schedule, config.epochs, self.iters_per_epoch))
+        self.eval_batch = EVAL_BATCH[device.type]
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self, callbacks: list[Callback]) -> dict:
+        config, run = self.config, self.run_dir
+        write_json(run.config, {"run_id": run.run_id, "name": config.name, "config": config.to_dict(),
+                                "code_version": code_version(), "protocol": self.protocol()})
+        state = run.load_resume_state(self.device)
+        history, start_epoch, best = [], 0, {"epoch": None, "val_robust_acc": -1.0}
+        previous = run.read_summary() or {}
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            history, best = state["history"], state["best"]
+            start_epoch = state["epoch"] + 1
+            print(f"{run.run_id}: resuming after epoch {start_epoch} of {config.epochs}", flush=True)
+        write_jsonl(run.metrics, history)
+        record = {**self.identity(), "status": "running", "error": None, "wandb_id": previous.get("wandb_id"),
+                  "started": previous.get("started") or now(), "device": str(self.device),
+                  "epochs_done": len(history), "protocol": self.protocol()}
+        try:
+            for callback in callbacks:
+                callback.on_start(run, config, record)
+            write_json(run.summary, record)
+            for epoch in range(start_epoch, config.epochs):
+                row = self.train_epoch(epoch)
+                row.update(self.validate())
+                history.append(row)
+                if row["val_robust_acc"] > best["val_robust_acc"]:
+                    best = {"epoch": epoch, "val_robust_acc": row["val_robust_acc"]}
+                    save_checkpoint(run.best, {"model": self.model.state_dict(), "epoch": epoch})
+                run.save_last({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                               "scheduler": self.scheduler.state_dict(), "epoch": epoch,
+                               "history": history, "best": best})
+                write_jsonl(run.metrics, history)
+                record["epochs_done"] = len(history)
+                write_json(run.summary, record)
+                self.report_epoch(row)
+                for callback in callbacks:
+                    callback.on_epoch_end(epoch, row)
+            record.update(self.final_evaluation(best, history))
+            record["status"] = "finished"
+        except RunPruned as pruned:
+            record.update(status="pruned", error=str(pruned) or "pruned by a callback")
+        except BaseException as err:
+            record.update(status="failed", error=f"{type(err).__name__}: {err}")
+            (run.path / "error.txt").write_text(traceback.format_exc())
+            raise
+        finally:
+            record["finished"] = now()
+            write_json(run.summary, record)
+            for callback in callbacks:
+                callback.on_end(record)
+        return record
+
+    def identity(self) -> dict:
+        c = self.config
+        return {"run_id": self.run_dir.run_id, "name": c.name, "method": c.method, "dataset": c.dataset,
+                "arch": c.arch, "eps": c.eps, "seed": c.seed, "epochs": c.epochs, "hparams": c.hparams}
+
+    def protocol(self) -> dict:
+        c, d = self.config, self.data
+        return {
+            "test_points": len(d.test_x),
+            "pgd": f"PGD-{c.pgd_steps}-{c.pgd_restarts} (step eps/4, any restart breaking a point counts)",
+            "autoattack": f"AutoAttack standard on the first {c.aa_points} test points" if c.aa_points else None,
+            "validation": f"PGD-{c.val_pgd_steps}-{c.val_pgd_restarts} on {len(d.val_x)} validation points per epoch",
+            "co_probe": f"PGD-{c.val_pgd_steps} on {c.co_points} fixed training points" if c.co_points else None,
+            "train_points": len(d.train_x),
+        }
+
+    # -- one epoch -------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict:
+        config, info = self.config, self.data.info
+        epoch_seed = config.seed * 100_003 + epoch
+        torch.manual_seed(epoch_seed)                      # attack noise: reproducible per epoch
+        loader = DeviceLoader(self.data.train_x, self.data.train_y, config.batch_size, shuffle=True,
+                              crop_padding=info.crop_padding, flip=info.flip, device=self.device,
+                              generator=torch.Generator().manual_seed(epoch_seed))
+        self.model.train()
+        total_loss = total_correct = seen = 0
+        self.sync()
+        start = time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not self.options.progress)
+        for x, y in bar:
+            if self.cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            self.optimizer.zero_grad(set_to_none=True)
+            with self.autocast():
+                loss, logits = self.method.step(self.model, x, y, self.eps, **config.hparams)
+            self.optimizer.step()
+            self.scheduler.step()
+            total_loss += float(loss) * len(y)
+            total_correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{100 * total_correct / seen:.1f}")
+        self.sync()
+        seconds = time.perf_counter() - start
+        if not math.isfinite(total_loss):
+            raise SuiteError(f"training loss became non-finite in epoch {epoch + 1}; lower --lr")
+        return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train_loss": total_loss / seen,
+                "train_acc": 100.0 * total_correct / seen, "epoch_seconds": seconds}
+
+    def validate(self) -> dict:
+        c, d = self.config, self.data
+        with self.eval_rng():
+            row = {"val_clean_acc": clean_accuracy(self.model, d.val_x, d.val_y, batch_size=self.eval_batch),
+                   "val_robust_acc": robust_accuracy(self.model, d.val_x, d.val_y, self.eps, c.val_pgd_steps,
+                                                     c.val_pgd_restarts, batch_size=self.eval_batch)}
+            if c.co_points:
+                x = d.train_x[:c.co_points].float().div(255)
+                row.update(co_diagnostics(self.model, x, d.train_y[:c.co_points], self.eps, c.val_pgd_steps))
+        return row
+
+    def report_epoch(self, row: dict) -> None:
+        if self.options.progress:
+            extra = f"  train-PGD {row['train_pgd_acc']:5.1f}" if "train_pgd_acc" in row else ""
+            tqdm.write(f"epoch {row['epoch']:3d}/{self.config.epochs}  loss {row['train_loss']:.3f}  "
+                       f"train {row['train_acc']:5.1f}  val clean {row['val_clean_acc']:5.1f}  "
+                       f"val robust {row['val_robust_acc']:5.1f}{extra}  ({row['epoch_seconds']:.1f}s)")
+
+    # -- final evaluation ------------------------------------------------------------------
+    def final_evaluation(self, best: dict, history: list[dict]) -> dict:
+        results = {"last": self.evaluate_test()}
+        if best["epoch"] is not None and best["epoch"] != len(history) - 1:
+            self.model.load_state_dict(load_checkpoint(self.run_dir.best, self.device)["model"])
+            results["best"] = self.evaluate_test()
+        else:
+            results["best"] = dict(results["last"])
+        seconds = [row["epoch_seconds"] for row in history]
+        return {**results, "best_epoch": None if best["epoch"] is None else best["epoch"] + 1,
+                "epoch_seconds": float(np.mean(seconds)) if seconds else None}
+
+    def evaluate_test(self) -> dict:
+        c, d = self.config, self.data
+        with self.eval_rng():
+            result = {"sa": clean_accuracy(self.model, d.test_x, d.test_y, batch_size=self.eval_batch),
+                      "ra_pgd": robust_accuracy(self.model, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
+                                                batch_size=self.eval_batch),
+                      "ra_aa": None}
+            if c.aa_points:
+                result["ra_aa"] = autoattack_accuracy(self.model, d.test_x[:c.aa_points], d.test_y[:c.aa_points],
+                                                      self.eps, seed=c.seed, batch_size=self.eval_batch)
+        return result
+
+    # -- helpers ---------------------------------------------------------------------------
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
+
+    def eval_rng(self):
+        """Evaluation draws its random starts from a fixed seed, independent of training."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.random.fork_rng(devices=[self.device] if self.cuda else []))
+        torch.manual_seed(self.config.seed + 7919)
+        return stack
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+
+def code_version() -> str:
+    """The suite's version and, when run from a git checkout, its commit."""
+    import subprocess
+    from pathlib import Path
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__}+{commit}" if commit else __version__
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
