@@ -6,16 +6,18 @@ import sys
 
 from .errors import SuiteError
 
-COMMANDS = ["run", "runs"]
-
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every module in ``suite/commands/`` is a sub-command: adding one touches no other file."""
     import importlib
+    import pkgutil
+
+    from . import commands
 
     parser = argparse.ArgumentParser(prog="suite", description="Fast-BAT reproduction suite.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"suite.commands.{name}").register(subparsers)
+    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
+        importlib.import_module(f"suite.commands.{module}").register(subparsers)
     return parser
 
 
