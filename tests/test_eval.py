@@ -1,0 +1,73 @@
+"""Evaluation attacks against a known strong attack (APGD-CE from pyautoattack)."""
+import pytest
+import torch
+
+from suite.data import DeviceLoader, load_splits
+from suite.eval import autoattack_accuracy, clean_accuracy, pgd_broken, robust_accuracy
+from suite.methods import fast_at
+from suite.models import build_model
+
+EPS = 16 / 255
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small CNN adversarially trained for a few hundred steps on real Fashion-MNIST."""
+    splits = load_splits("fashion_mnist", "data", download=False)
+    info = splits.info
+    torch.manual_seed(0)
+    model = build_model("small_cnn", info.in_channels, info.num_classes, info.mean, info.std)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loader = DeviceLoader(splits.train_x[:6000], splits.train_y[:6000], 64, shuffle=True,
+                          generator=torch.Generator().manual_seed(0))
+    for x, y in loader:
+        optimizer.zero_grad()
+        fast_at.step(model, x, y, EPS, alpha_factor=1.25)
+        optimizer.step()
+    model.eval()
+    return model, splits.test_x[:300].float() / 255, splits.test_y[:300]
+
+
+def test_pgd_is_at_least_as_strong_as_apgd_ce(trained):
+    model, x, y = trained
+    torch.manual_seed(1)
+    clean = clean_accuracy(model, x, y)
+    pgd = robust_accuracy(model, x, y, EPS, steps=50, restarts=10)
+    apgd = autoattack_accuracy(model, x, y, EPS, version="custom", attacks=["apgd-ce"], seed=0)
+    assert 20 < apgd < clean, "the model must have non-trivial robustness for this comparison to mean anything"
+    assert pgd <= apgd + 1.0
+    assert pgd <= clean
+
+
+def test_early_exit_counts_the_same_points_as_attacking_everything(trained):
+    model, x, y = trained
+    torch.manual_seed(2)
+    early = pgd_broken(model, x, y, EPS, steps=20, restarts=3, early_exit=True)
+    torch.manual_seed(2)
+    full = pgd_broken(model, x, y, EPS, steps=20, restarts=3, early_exit=False)
+    # Different random draws after the first exit, so allow a couple of points either way.
+    assert abs(int(early.sum()) - int(full.sum())) <= 0.02 * len(x)
+    clean_wrong = model(x).argmax(1) != y
+    assert early[clean_wrong].all() and full[clean_wrong].all()
+
+
+def test_pgd_never_beats_clean_accuracy_and_zero_eps_is_clean(trained):
+    model, x, y = trained
+    assert robust_accuracy(model, x, y, 1e-12, steps=3, restarts=1) == pytest.approx(clean_accuracy(model, x, y))
+    assert robust_accuracy(model, x, y, 64 / 255, steps=20, restarts=1) < clean_accuracy(model, x, y)
+
+
+def test_pgd_adversarial_examples_are_feasible(trained):
+    """The broken points are broken by perturbations inside the feasible set: replay the attack by hand."""
+    from suite.attacks import input_grad, project, uniform_init
+    model, x, y = trained
+    torch.manual_seed(3)
+    delta = uniform_init(x, EPS)
+    for _ in range(10):
+        grad, _ = input_grad(model, x + delta, y)
+        delta = project(delta + EPS / 4 * grad.sign(), x, EPS)
+    assert delta.abs().max() <= EPS + 1e-6 and (x + delta).min() >= 0 and (x + delta).max() <= 1
+    by_hand = (model(x + delta).argmax(1) != y)
+    torch.manual_seed(3)
+    ours = pgd_broken(model, x, y, EPS, steps=10, restarts=1)
+    assert int(ours.sum()) >= int(by_hand.sum())

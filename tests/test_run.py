@@ -1,0 +1,68 @@
+"""`suite run` end to end on a small Fashion-MNIST subset, and its handling of bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from suite.config import RunConfig, RunOptions
+from suite.methods import METHODS
+from suite.train import execute
+
+os.environ.setdefault("SUITE_WANDB", "disabled")
+
+TINY = dict(dataset="fashion_mnist", arch="small_cnn", epochs=1, batch_size=64, train_points=256, val_points=64,
+            test_points=64, aa_points=0, co_points=32, pgd_steps=3, pgd_restarts=2, val_pgd_steps=2)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_one_epoch_of_every_method_writes_a_valid_summary(method, tmp_path):
+    hparams = {"steps": 2} if method == "pgd" else {}
+    config = RunConfig(method=method, eps=8, hparams=hparams, **TINY)
+    summary = execute(config, RunOptions(results_dir=tmp_path, progress=False, wandb="disabled"))
+    assert summary["status"] == "finished"
+    assert summary["name"] == f"{method}-fashion_mnist-small_cnn-eps8-s0"
+    for model in ("best", "last"):
+        metrics = summary[model]
+        assert 0 <= metrics["ra_pgd"] <= metrics["sa"] <= 100
+        assert metrics["ra_aa"] is None
+    assert summary["best_epoch"] == 1 and summary["epoch_seconds"] > 0
+    assert summary["protocol"]["pgd"].startswith("PGD-3-2") and summary["protocol"]["test_points"] == 64
+    run_dir = tmp_path / "runs" / summary["run_id"]
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert on_disk["status"] == "finished" and on_disk["best"] == summary["best"]
+    config_json = json.loads((run_dir / "config.json").read_text())
+    assert config_json["config"]["method"] == method and config_json["run_id"] == summary["run_id"]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and {"train_loss", "val_robust_acc", "train_pgd_acc", "fgsm_pgd_cos"} <= set(rows[0])
+
+
+def test_autoattack_is_reported_when_asked(tmp_path):
+    config = RunConfig(method="fast_at", eps=8, **{**TINY, "aa_points": 16})
+    summary = execute(config, RunOptions(results_dir=tmp_path, progress=False, wandb="disabled"))
+    assert 0 <= summary["last"]["ra_aa"] <= summary["last"]["sa"]
+
+
+def suite_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "suite.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "SUITE_WANDB": "disabled"}, timeout=300)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "fgsm"], "unknown method 'fgsm'; choose one of: standard, fast_at"),
+    (["--arch", "vgg"], "unknown arch 'vgg'; choose one of: preact_resnet18"),
+    (["--dataset", "mnist"], "unknown dataset 'mnist'; choose one of: cifar10"),
+    (["--eps", "0"], "eps must be in (0, 255]"),
+    (["--eps", "256"], "eps must be in (0, 255]"),
+    (["--train-points", "100000"], "lower --train-points to at most 54000"),
+    (["--method", "fast_at", "--lmbda", "3"], "method 'fast_at' has no hyperparameter lmbda"),
+    (["--dataset", "cifar10", "--no-download"], "CIFAR-10"),
+])
+def test_bad_input_exits_with_one_clear_line_and_writes_nothing(args, message, tmp_path):
+    result = suite_cli("run", "--results-dir", str(tmp_path / "results"), "--data-dir", str(tmp_path / "data"),
+                       "--epochs", "1", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
