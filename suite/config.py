@@ -71,7 +71,9 @@ class RunConfig:
         if self.lr <= 0:
             raise SuiteError(f"lr must be positive, got {self.lr:g}")
         hparams = resolve_hparams(self.method, self.eps, self.hparams)
-        return dataclasses.replace(self, eps=float(self.eps), hparams=hparams)
+        # Floats stay floats (8 and 8.0 are one setting, one run id).
+        return dataclasses.replace(self, eps=float(self.eps), lr=float(self.lr), momentum=float(self.momentum),
+                                   weight_decay=float(self.weight_decay), hparams=hparams)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -24,15 +25,23 @@ import torch
 from .errors import SuiteError
 
 RUNS = "runs"
+TMP_SUFFIX = ".tmp"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_file(path: Path):
+    """Yield a binary handle to a temporary file that replaces ``path`` only on success.
+
+    The data is flushed and fsynced before the rename and the folder after it, so
+    ``path`` always holds either its old content or the complete new one; on any error
+    the temporary file is removed and ``path`` is left untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -40,6 +49,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every file system allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (see ``atomic_file``)."""
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def write_json(path: Path, data) -> None:
@@ -66,28 +92,37 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """Atomically save ``state`` (tensors, numbers, strings, lists and dicts only)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as handle:
+        torch.save(state, handle)
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
-    """Load a checkpoint safely; a corrupt or truncated file raises SuiteError naming it."""
+    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only).
+
+    A corrupt or truncated file, or one holding other objects, raises a one-line
+    SuiteError naming it; nothing in the file is ever executed.
+    """
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
-    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
-        raise SuiteError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err}); "
+    except pickle.UnpicklingError as err:
+        if "weights only" not in str(err).lower():
+            raise SuiteError(f"checkpoint {path} is corrupt or truncated (UnpicklingError: {_first_sentence(err)}); "
+                             f"delete it, or rerun with --force to start the run over") from err
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[0])
+        raise SuiteError(f"checkpoint {path} holds objects other than tensors and plain containers ({detail}); "
+                         f"refusing to load it: checkpoints are loaded with weights_only=True") from err
+    except Exception as err:  # torch raises RuntimeError, EOFError, ... for bad files
+        raise SuiteError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {_first_sentence(err)}); "
                          f"delete it, or rerun with --force to start the run over") from err
+
+
+def _first_sentence(err: Exception) -> str:
+    """An error message cut to its first sentence (torch's go on for paragraphs), on one line."""
+    text = next((line.strip() for line in str(err).splitlines() if line.strip()), "") or type(err).__name__
+    return text.split(". ")[0].rstrip(".")
 
 
 class RunDir:
@@ -144,7 +179,8 @@ class RunDir:
         """Hold an exclusive lock on this run; raises RunLocked when another process holds it.
 
         The lock is an ``flock`` on ``.lock``: the kernel releases it when the holder dies,
-        so a crashed worker never blocks the run forever.
+        so a crashed worker never blocks the run forever. The temporary files a killed
+        holder left behind are removed once the lock is taken.
         """
         self.path.mkdir(parents=True, exist_ok=True)
         handle = open(self.path / ".lock", "w")
@@ -153,6 +189,8 @@ class RunDir:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise RunLocked(f"run {self.run_id} is being trained by another process; skipped") from None
+            for leftover in self.path.glob(f".*{TMP_SUFFIX}"):
+                leftover.unlink(missing_ok=True)
             yield
         finally:
             handle.close()
@@ -171,13 +209,15 @@ def iter_run_dirs(results_dir: Path):
 
 
 RUN_COLUMNS = ["run_id", "method", "dataset", "arch", "eps", "seed", "status", "sa", "ra_pgd", "ra_aa",
-               "last_sa", "last_ra_pgd", "last_ra_aa", "best_epoch", "epochs_done", "epoch_seconds", "error"]
+               "last_sa", "last_ra_pgd", "last_ra_aa", "best_epoch", "epochs_done", "epochs", "epoch_seconds",
+               "wandb_id", "error"]
 
 
 def runs_dataframe(results_dir: Path = Path("results"), **filters):
     """One row per run record: identity, status and the best/last test metrics.
 
-    ``sa``, ``ra_pgd``, ``ra_aa`` are the early-stopped model's; ``last_*`` the last epoch's.
+    ``sa``, ``ra_pgd``, ``ra_aa`` are the early-stopped model's; ``last_*`` the last epoch's;
+    ``epochs_done`` of ``epochs``; ``hp_<name>`` the method's hyperparameters.
     Keyword filters keep rows whose column equals the value (or is in it, for a list).
     """
     import pandas as pd
@@ -190,14 +230,16 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
         row = {"run_id": run.run_id, "method": c["method"], "dataset": c["dataset"], "arch": c["arch"],
                "eps": c["eps"], "seed": c["seed"], "status": summary.get("status", "unknown"),
                "best_epoch": summary.get("best_epoch"), "epochs_done": summary.get("epochs_done"),
-               "epoch_seconds": summary.get("epoch_seconds"), "error": summary.get("error")}
+               "epochs": c["epochs"], "epoch_seconds": summary.get("epoch_seconds"),
+               "wandb_id": summary.get("wandb_id"), "error": summary.get("error")}
         for model, prefix in (("best", ""), ("last", "last_")):
             for metric in ("sa", "ra_pgd", "ra_aa"):
                 row[prefix + metric] = (summary.get(model) or {}).get(metric)
         row.update({f"hp_{k}": v for k, v in c.get("hparams", {}).items()})
         row["path"] = str(run.path)
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=RUN_COLUMNS + ["path"] if not rows else None)
+    hparams = sorted({key for row in rows for key in row if key.startswith("hp_")})
+    frame = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS + hparams + ["path"])
     for column, wanted in filters.items():
         if wanted is None:
             continue

@@ -6,6 +6,7 @@ fails a run: any W&B error is reported once as a warning and tracking stops for 
 """
 from __future__ import annotations
 
+import secrets
 import warnings
 
 from .callbacks import Callback
@@ -25,6 +26,13 @@ def flatten(record: dict, prefix: str = "") -> dict:
 
 
 class WandbTracker(Callback):
+    """Log one run to W&B: its configuration (with ``run_id``), one history row per epoch
+    (stepped by ``epoch``) and the final summary (``status``, ``best/sa`` ... ``last/ra_aa``).
+
+    The W&B run id is kept in the run's ``summary.json`` (``wandb_id``), so a resumed run
+    keeps logging to the same W&B run. Offline logs land in ``<results>/wandb/``.
+    """
+
     def __init__(self, mode: str = "offline", project: str = "fast-bat-suite", entity: str | None = None,
                  group: str | None = None, extra_config: dict | None = None):
         self.mode, self.project, self.entity, self.group = mode, project, entity, group
@@ -40,8 +48,9 @@ class WandbTracker(Callback):
         import wandb
 
         settings = wandb.Settings(init_timeout=60, silent=True)
+        # the id is chosen here, not by W&B, so the offline fallback and a resumed run share it
         kwargs = dict(project=self.project, entity=self.entity, group=self.group, name=config.name,
-                      id=record.get("wandb_id") or wandb.util.generate_id(), resume="allow",
+                      id=record.get("wandb_id") or secrets.token_hex(6), resume="allow",
                       tags=[config.method, config.dataset, config.arch, f"eps{config.eps:g}"],
                       config={**config.to_dict(), "run_id": run_dir.run_id, **self.extra_config},
                       dir=str(run_dir.path.parent.parent), settings=settings, reinit="create_new")

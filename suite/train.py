@@ -43,15 +43,21 @@ def execute(config: RunConfig, options: RunOptions | None = None, callbacks: lis
     config = config.resolved()
     run = RunDir(options.results_dir, config.run_id)
     if run.is_finished() and not options.force:
-        print(f"{config.run_id}: already finished; skipped (use --force to train it again)", flush=True)
-        return run.read_summary()
+        return skip_finished(run)
     device = pick_device(options.device)
     data = RunData.load(config, options, device)
     with run.lock():
+        if run.is_finished() and not options.force:    # another process finished it meanwhile
+            return skip_finished(run)
         if options.force:
             for path in (run.last, run.last_prev, run.best, run.metrics, run.summary):
                 path.unlink(missing_ok=True)
         return Trainer(config, options, data, device, run).run(list(callbacks))
+
+
+def skip_finished(run: RunDir) -> dict:
+    print(f"{run.run_id}: already finished; skipped (use --force to train it again)", flush=True)
+    return run.read_summary()
 
 
 def pick_device(name: str) -> torch.device:

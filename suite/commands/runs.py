@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SHOWN = ["run_id", "method", "dataset", "arch", "eps", "seed", "status", "sa", "ra_pgd", "ra_aa", "best_epoch"]
+SORT = ["dataset", "arch", "eps", "method", "seed", "run_id"]
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("runs", help="list run records", description="List the run records as a table.")
+    parser = subparsers.add_parser("runs", help="list run records",
+                                   description="List the run records as a table (or CSV with every column).")
     parser.add_argument("--results-dir", type=Path, default=Path("results"))
     for column in ("method", "dataset", "arch", "status"):
         parser.add_argument(f"--{column}", nargs="+", help=f"keep runs with this {column} (several allowed)")
@@ -27,5 +28,50 @@ def main(args) -> int:
     elif frame.empty:
         print(f"no runs under {args.results_dir / 'runs'}")
     else:
-        print(frame[SHOWN].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        print(table(frame))
     return 0
+
+
+def table(frame) -> str:
+    """The runs as an aligned text table: one line per run, test accuracies in %, then the errors.
+
+    ``SA``/``RA-PGD``/``RA-AA`` are the early-stopped model's, ``last RA-PGD`` the last epoch's;
+    a dash marks a metric not (yet) measured.
+    """
+    import pandas as pd
+
+    frame = frame.sort_values(SORT, kind="stable")
+    number = lambda v: "-" if v is None or pd.isna(v) else f"{v:.2f}"  # noqa: E731
+    whole = lambda v: "-" if v is None or pd.isna(v) else f"{int(v)}"  # noqa: E731
+    hp_columns = [c for c in frame.columns if c.startswith("hp_")]
+
+    def hparams(row) -> str:
+        return " ".join(f"{c[3:]}={row[c]:g}" if isinstance(row[c], float) else f"{c[3:]}={row[c]}"
+                        for c in hp_columns if row[c] is not None and not pd.isna(row[c]))
+
+    shown = pd.DataFrame({
+        "run": frame["run_id"],
+        "status": frame["status"],
+        "epochs": [f"{whole(d)}/{whole(t)}" for d, t in zip(frame["epochs_done"], frame["epochs"])],
+        "SA": frame["sa"].map(number),
+        "RA-PGD": frame["ra_pgd"].map(number),
+        "RA-AA": frame["ra_aa"].map(number),
+        "last RA-PGD": frame["last_ra_pgd"].map(number),
+        "best ep": frame["best_epoch"].map(whole),
+        "hyperparameters": [hparams(row) for _, row in frame.iterrows()],
+    })
+    lines = aligned(shown, left=("run", "status", "hyperparameters"))
+    counts = frame["status"].value_counts()
+    lines.append(f"{len(frame)} runs: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    errors = frame[frame["error"].notna()]
+    for run_id, error in zip(errors["run_id"], errors["error"]):
+        lines.append(f"  {run_id}: {error}")
+    return "\n".join(lines)
+
+
+def aligned(frame, left=()) -> list[str]:
+    """Lines of a table of strings: the ``left`` columns left-aligned, the others right-aligned."""
+    widths = {c: max([len(c), *map(len, frame[c])]) for c in frame.columns}
+    pad = lambda c, v: v.ljust(widths[c]) if c in left else v.rjust(widths[c])  # noqa: E731
+    rows = [list(frame.columns)] + frame.values.tolist()
+    return ["  ".join(pad(c, v) for c, v in zip(frame.columns, row)).rstrip() for row in rows]

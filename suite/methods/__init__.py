@@ -37,6 +37,10 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
     if unknown:
         known = ", ".join(sorted(hparams)) or "none"
         raise SuiteError(f"method {name!r} has no hyperparameter {', '.join(sorted(unknown))}; its hyperparameters: {known}")
-    hparams.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            default = hparams[key]
+            # 10 and 10.0 are the same setting: keep the default's type so the run id is the same.
+            hparams[key] = float(value) if isinstance(default, float) and isinstance(value, int) else value
     return hparams
 

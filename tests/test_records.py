@@ -1,0 +1,418 @@
+"""Tests for durable run records: resume after a kill, skipping, corrupt checkpoints, failures,
+run identity, atomic writes and the table of runs (``suite runs``).
+
+Training runs are tiny Fashion-MNIST runs on the CPU, where training is deterministic: a
+resumed run must reproduce an uninterrupted one to float tolerance.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from suite import cli
+from suite.callbacks import Callback, RunPruned
+from suite.config import RunConfig, RunOptions
+from suite.errors import SuiteError
+from suite.records import (RunDir, atomic_write_bytes, load_checkpoint, read_jsonl, runs_dataframe, save_checkpoint,
+                           write_json)
+from suite.train import RunData, execute
+
+TIMEOUT = 600  # seconds; generous, the machine may be shared
+CONFIG_FLAGS = ("method", "dataset", "arch", "eps", "seed", "epochs", "batch_size", "train_points", "val_points",
+                "test_points", "val_pgd_steps", "pgd_steps", "pgd_restarts", "aa_points", "co_points")
+
+
+# ----------------------------------------------------------------- helpers
+
+def run_flags(config: RunConfig, results: Path, *extra: str) -> list[str]:
+    """``suite run`` arguments for ``config`` (no hyperparameter overrides) writing under ``results``."""
+    flags = ["run", "--results-dir", str(results), "--data-dir", str(results.parent / "data"), "--device", "cpu",
+             "--no-download", "--quiet", "--wandb", "disabled", *extra]
+    for name in CONFIG_FLAGS:
+        flags += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
+    return flags
+
+
+def suite_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "suite.cli", *args]
+
+
+def copy_results(results: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "results"
+    shutil.copytree(results, target)
+    return target
+
+
+def assert_same_history(got: list[dict], want: list[dict]) -> None:
+    """Per-epoch rows equal to float tolerance (wall-clock seconds excepted)."""
+    assert [row["epoch"] for row in got] == [row["epoch"] for row in want]
+    for g, w in zip(got, want):
+        assert set(g) == set(w)
+        for key in set(w) - {"epoch_seconds"}:
+            assert g[key] == pytest.approx(w[key], rel=1e-5, abs=1e-6), (w["epoch"], key)
+
+
+def assert_same_results(got: dict, want: dict) -> None:
+    """Summaries with the same final test metrics of the early-stopped and the last model."""
+    assert got["status"] == want["status"] == "finished"
+    assert got["error"] is None
+    assert (got["best_epoch"], got["epochs_done"]) == (want["best_epoch"], want["epochs_done"])
+    for model in ("best", "last"):
+        assert got[model] == pytest.approx(want[model], rel=1e-5, abs=1e-6), model
+
+
+def assert_clean_records(results: Path) -> None:
+    """No temporary file left behind and every JSON record parses."""
+    assert list(results.rglob("*.tmp")) == []
+    for path in results.rglob("*.json"):
+        json.loads(path.read_text())
+    for path in results.rglob("*.jsonl"):
+        read_jsonl(path)
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def mark_interrupted(run: RunDir) -> None:
+    """Make a finished run look like one killed before its end (what SIGKILL leaves)."""
+    summary = run.read_summary()
+    summary["status"] = "running"
+    write_json(run.summary, summary)
+
+
+class RaiseAt(Callback):
+    """Raises ``error`` at the end of epoch ``epoch`` (0-based); remembers the final record."""
+
+    def __init__(self, epoch: int, error: BaseException):
+        self.epoch, self.error, self.final = epoch, error, None
+
+    def on_epoch_end(self, epoch: int, metrics: dict) -> None:
+        if epoch == self.epoch:
+            raise self.error
+
+    def on_end(self, record: dict) -> None:
+        self.final = dict(record)
+
+
+# ----------------------------------------------------------------- resume after a kill
+
+def test_killed_run_resumes_to_the_same_result(tiny_config, tmp_path):
+    """SIGKILL in epoch 2 of 3, rerun the same command: identical to an uninterrupted run."""
+    config = dataclasses.replace(tiny_config, epochs=3, train_points=1024)
+    run_id = config.resolved().run_id
+    killed, whole = tmp_path / "killed" / "results", tmp_path / "whole" / "results"
+    baseline = subprocess.Popen(suite_command(*run_flags(config, whole)), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    victim = subprocess.Popen(suite_command(*run_flags(config, killed)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        run = RunDir(killed, run_id)
+        deadline = time.monotonic() + TIMEOUT
+        while not (run.metrics.exists() and read_jsonl(run.metrics)):
+            assert victim.poll() is None, victim.communicate()
+            assert time.monotonic() < deadline, "the first epoch never finished"
+            time.sleep(0.02)
+        time.sleep(read_jsonl(run.metrics)[0]["epoch_seconds"] / 3)  # into epoch 2's training
+        assert victim.poll() is None, "the run ended before it could be killed"
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=60)
+        assert run.read_summary()["status"] == "running"        # what a killed run leaves
+        assert 1 <= len(read_jsonl(run.metrics)) < 3
+
+        resumed = subprocess.run(suite_command(*run_flags(config, killed)), capture_output=True, text=True,
+                                 timeout=TIMEOUT)
+        assert resumed.returncode == 0, resumed.stderr
+        match = re.search(rf"{run_id}: resuming after epoch (\d) of 3", resumed.stdout)
+        assert match and 1 <= int(match.group(1)) <= 2, resumed.stdout
+        _, err = baseline.communicate(timeout=TIMEOUT)
+        assert baseline.returncode == 0, err
+    finally:
+        for process in (victim, baseline):
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+    want = RunDir(whole, run_id)
+    assert_same_history(read_jsonl(run.metrics), read_jsonl(want.metrics))
+    assert [row["epoch"] for row in read_jsonl(run.metrics)] == [1, 2, 3]
+    assert_same_results(run.read_summary(), want.read_summary())
+    assert load_checkpoint(run.last)["epoch"] == 2
+    assert_clean_records(killed.parent)
+
+
+def test_finished_run_is_skipped_unless_forced(finished_tiny_run, tmp_path, capsys):
+    config, results, summary = finished_tiny_run
+    results = copy_results(results, tmp_path)
+    run = RunDir(results, summary["run_id"])
+    files = [run.metrics, run.summary, run.config, run.last, run.best]
+    before = [path.stat().st_mtime_ns for path in files]
+
+    start = time.perf_counter()
+    assert cli.main(run_flags(config, results)) == 0
+    elapsed = time.perf_counter() - start
+    out = capsys.readouterr().out
+    assert f"{run.run_id}: already finished; skipped (use --force to train it again)" in out
+    assert [path.stat().st_mtime_ns for path in files] == before
+    assert elapsed < 10, "a finished run must return without loading data or training"
+
+    assert cli.main(run_flags(config, results, "--force")) == 0
+    assert "already finished" not in capsys.readouterr().out
+    assert run.metrics.stat().st_mtime_ns != before[0]
+    assert_same_history(read_jsonl(run.metrics), read_jsonl(RunDir(finished_tiny_run[1], run.run_id).metrics))
+    assert_same_results(run.read_summary(), summary)
+
+
+def test_run_finished_meanwhile_by_another_process_is_not_retrained(finished_tiny_run, tiny_options,
+                                                                    monkeypatch, capsys):
+    """Another worker finishes the run while this one loads its data: nothing is redone."""
+    config, results, summary = finished_tiny_run
+    load = RunData.load
+
+    def load_while_another_process_finishes(*args):
+        data = load(*args)
+        shutil.copytree(results, tiny_options.results_dir)
+        return data
+    monkeypatch.setattr(RunData, "load", load_while_another_process_finishes)
+    run = RunDir(tiny_options.results_dir, summary["run_id"])
+    assert execute(config, tiny_options) == summary
+    assert "already finished" in capsys.readouterr().out
+    assert run.metrics.stat().st_mtime_ns == RunDir(results, run.run_id).metrics.stat().st_mtime_ns
+
+
+# ----------------------------------------------------------------- corrupt checkpoints
+
+def test_truncated_checkpoint_without_fallback_is_a_one_line_error(finished_tiny_run, tmp_path, capsys):
+    config, results, summary = finished_tiny_run
+    results = copy_results(results, tmp_path)
+    run = RunDir(results, summary["run_id"])
+    mark_interrupted(run)
+    truncate(run.last)
+    run.last_prev.unlink()
+
+    assert cli.main(run_flags(config, results)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert f"checkpoint {run.last} is corrupt or truncated" in err
+    assert "Traceback" not in err
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(finished_tiny_run, tmp_path, capsys):
+    """A bad ``last.pt`` (epoch 2) resumes from ``last.prev.pt`` (epoch 1) and retrains epoch 2."""
+    config, results, summary = finished_tiny_run
+    original = read_jsonl(RunDir(results, summary["run_id"]).metrics)
+    results = copy_results(results, tmp_path)
+    run = RunDir(results, summary["run_id"])
+    mark_interrupted(run)
+    truncate(run.last)
+
+    assert cli.main(run_flags(config, results)) == 0
+    out = capsys.readouterr().out
+    assert f"warning: checkpoint {run.last} is corrupt or truncated" in out
+    assert "resuming from the previous checkpoint last.prev.pt" in out
+    assert f"{run.run_id}: resuming after epoch 1 of 2" in out
+    assert_same_history(read_jsonl(run.metrics), original)
+    assert_same_results(run.read_summary(), summary)
+    assert load_checkpoint(run.last)["epoch"] == 1
+
+
+class Payload:
+    """Unpickling this object opens (creates) ``marker``: stands for arbitrary code."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_checkpoints_load_weights_only(tmp_path):
+    marker, path = tmp_path / "code-ran", tmp_path / "evil.pt"
+    torch.save({"model": {"w": torch.zeros(2)}, "payload": Payload(marker)}, path)
+    with pytest.raises(SuiteError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert str(path) in message and "weights_only=True" in message and "\n" not in message
+    assert not marker.exists()
+    torch.load(path, weights_only=False)        # the payload is live: unrestricted loading runs it
+    assert marker.exists()
+
+    save_checkpoint(path, {"model": {"w": torch.ones(2)}, "history": [{"epoch": 1, "x": 0.5}], "best": {"epoch": None}})
+    state = load_checkpoint(path)
+    assert torch.equal(state["model"]["w"], torch.ones(2)) and state["history"][0]["x"] == 0.5
+
+
+# ----------------------------------------------------------------- failed and pruned runs
+
+def test_failing_run_is_recorded_and_resumes(finished_tiny_run, tiny_config, tiny_options):
+    callback = RaiseAt(0, RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        execute(tiny_config, tiny_options, [callback])
+    run = RunDir(tiny_options.results_dir, tiny_config.resolved().run_id)
+    summary = run.read_summary()
+    assert summary["status"] == "failed" and "boom" in summary["error"] and summary["finished"]
+    assert callback.final["status"] == "failed"
+    assert [row["epoch"] for row in read_jsonl(run.metrics)] == [1]
+    assert "RuntimeError: boom" in (run.path / "error.txt").read_text()
+
+    # rerunning resumes after the recorded epoch and ends like a run that never failed
+    _, results, finished = finished_tiny_run
+    summary = execute(tiny_config, tiny_options)
+    assert summary["status"] == "finished" and summary["error"] is None
+    assert run.read_summary()["status"] == "finished"
+    assert_same_history(read_jsonl(run.metrics), read_jsonl(RunDir(results, run.run_id).metrics))
+    assert_same_results(summary, finished)
+
+
+def test_pruned_run_is_recorded(tiny_config, tiny_options):
+    callback = RaiseAt(0, RunPruned("hopeless at epoch 1"))
+    summary = execute(tiny_config, tiny_options, [callback])
+    assert summary["status"] == "pruned" and summary["error"] == "hopeless at epoch 1"
+    assert callback.final["status"] == "pruned"
+    run = RunDir(tiny_options.results_dir, summary["run_id"])
+    assert run.read_summary()["status"] == "pruned"
+    assert len(read_jsonl(run.metrics)) == 1 and "best" not in summary
+
+
+# ----------------------------------------------------------------- run identity
+
+def test_run_identity():
+    base = RunConfig(method="fast_bat").resolved()
+    assert base.name == "fast_bat-fashion_mnist-small_cnn-eps8-s0"
+    assert re.fullmatch(r"fast_bat-fashion_mnist-small_cnn-eps8-s0-[0-9a-f]{10}", base.run_id)
+    explicit = RunConfig(method="fast_bat", eps=8, hparams={"lmbda": 10.0, "ll_step": 5000.0})
+    assert explicit.resolved().run_id == base.run_id
+    assert RunConfig(method="fast_bat", hparams={"lmbda": 10.0}).resolved().run_id == base.run_id
+    assert RunConfig(method="fast_bat", hparams={"lmbda": 1.0}).resolved().run_id != base.run_id
+    assert RunConfig(method="fast_bat", seed=1).resolved().run_id != base.run_id
+    assert RunConfig(method="fast_bat", pgd_steps=10).resolved().run_id != base.run_id
+
+    from suite.commands.run import config_from_args
+    parse = cli.build_parser().parse_args
+    assert config_from_args(parse(["run", "--lmbda", "10", "--eps", "8"])).resolved().run_id == base.run_id
+    assert config_from_args(parse(["run", "--lmbda", "5"])).resolved().run_id != base.run_id
+
+
+def test_integer_hyperparameter_maps_to_the_same_run_id():
+    assert RunConfig(hparams={"lmbda": 10}).resolved().run_id == RunConfig().resolved().run_id
+
+
+# ----------------------------------------------------------------- atomic writes
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_atomic_write_keeps_old_content_on_failure(tmp_path, monkeypatch, failing):
+    path = tmp_path / "summary.json"
+    atomic_write_bytes(path, b"old")
+
+    def fail(*args):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, failing, fail)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(path, b"new content")
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_checkpoint_failing_midway_keeps_old_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1, "w": torch.ones(3)})
+    with pytest.raises(Exception):   # the lambda cannot be pickled: torch.save fails after writing tensors
+        save_checkpoint(path, {"w": torch.zeros(1000), "epoch": 2, "bad": lambda: None})
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_lock_removes_leftovers_of_a_killed_writer(tmp_path):
+    run = RunDir(tmp_path, "some-run")
+    run.path.mkdir(parents=True)
+    leftover = run.path / ".last.pt.x1y2.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    write_json(run.summary, {"status": "running"})
+    with run.lock():
+        assert not leftover.exists()
+        with pytest.raises(SuiteError, match="being trained by another process"):
+            with RunDir(tmp_path, "some-run").lock():
+                pass
+    assert run.read_summary() == {"status": "running"}
+
+
+# ----------------------------------------------------------------- the table of runs
+
+@pytest.fixture
+def three_runs(finished_tiny_run, tiny_config, tmp_path):
+    """Runs with different method, eps and status: finished, pruned and failed."""
+    _, results, _ = finished_tiny_run
+    results = copy_results(results, tmp_path)
+    options = RunOptions(results_dir=results, data_dir=tmp_path / "data", device="cpu", download=False,
+                         progress=False, wandb="disabled")
+    standard = dataclasses.replace(tiny_config, method="standard", epochs=1)
+    execute(standard, options, [RaiseAt(0, RunPruned("hopeless"))])
+    with pytest.raises(RuntimeError):
+        execute(dataclasses.replace(standard, eps=4), options, [RaiseAt(0, RuntimeError("boom"))])
+    return results
+
+
+def test_runs_dataframe_lists_and_filters(three_runs, finished_tiny_run):
+    frame = runs_dataframe(three_runs)
+    assert sorted(zip(frame["method"], frame["eps"], frame["status"])) == [
+        ("fast_bat", 8.0, "finished"), ("standard", 4.0, "failed"), ("standard", 8.0, "pruned")]
+    finished = frame[frame["status"] == "finished"].iloc[0]
+    summary = finished_tiny_run[2]
+    assert (finished["sa"], finished["ra_pgd"], finished["last_ra_pgd"]) == (
+        summary["best"]["sa"], summary["best"]["ra_pgd"], summary["last"]["ra_pgd"])
+    assert (finished["epochs_done"], finished["epochs"], finished["hp_lmbda"]) == (2, 2, 10.0)
+    failed = frame[frame["status"] == "failed"].iloc[0]
+    assert "boom" in failed["error"] and pd.isna(failed["sa"])
+
+    assert list(runs_dataframe(three_runs, method="standard")["eps"].sort_values()) == [4.0, 8.0]
+    assert list(runs_dataframe(three_runs, eps=[4.0])["status"]) == ["failed"]
+    assert list(runs_dataframe(three_runs, status=["finished", "pruned"], eps=8)["method"].sort_values()) == [
+        "fast_bat", "standard"]
+    assert runs_dataframe(three_runs, method="pgd").empty
+    with pytest.raises(SuiteError, match="cannot filter on 'colour'"):
+        runs_dataframe(three_runs, colour="red")
+
+
+def test_suite_runs_table_and_csv(three_runs, capsys):
+    assert cli.main(["runs", "--results-dir", str(three_runs)]) == 0
+    table = capsys.readouterr().out
+    lines = table.splitlines()
+    assert lines[0].split()[:4] == ["run", "status", "epochs", "SA"]
+    assert sum(line.startswith(("fast_bat-", "standard-")) for line in lines) == 3
+    assert "3 runs: " in table and ": RuntimeError: boom" in table
+
+    assert cli.main(["runs", "--results-dir", str(three_runs), "--method", "standard", "--status", "failed"]) == 0
+    table = capsys.readouterr().out
+    assert "1 runs: 1 failed" in table and "fast_bat-" not in table
+
+    assert cli.main(["runs", "--results-dir", str(three_runs), "--csv", "--eps", "8"]) == 0
+    parsed = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    want = runs_dataframe(three_runs, eps=8)
+    assert list(parsed.columns) == list(want.columns)
+    assert list(parsed["run_id"]) == list(want["run_id"])
+    for column in want.columns:
+        got, expected = parsed[column].tolist(), want[column].tolist()
+        for g, e in zip(got, expected):
+            if e is None or (isinstance(e, float) and np.isnan(e)):
+                assert pd.isna(g), column
+            else:
+                assert g == pytest.approx(e) if isinstance(e, float) else g == e, column
+
+    assert cli.main(["runs", "--results-dir", str(three_runs.parent / "nowhere")]) == 0
+    assert "no runs under" in capsys.readouterr().out
