@@ -31,6 +31,7 @@ from .models import build_model
 from .records import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl
 
 EVAL_BATCH = {"cpu": 500, "cuda": 1000}
+PROGRESS_EVERY = 10          # iterations between progress-bar updates (each one reads the device)
 
 
 def execute(config: RunConfig, options: RunOptions | None = None, callbacks: list[Callback] = ()) -> dict:
@@ -130,6 +131,7 @@ class Trainer:
         self.model = build_model(config.arch, info.in_channels, info.num_classes, info.mean, info.std).to(device)
         self.cuda = device.type == "cuda"
         if self.cuda:
+            torch.backends.cudnn.benchmark = True
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
@@ -217,11 +219,14 @@ class Trainer:
                               crop_padding=info.crop_padding, flip=info.flip, device=self.device,
                               generator=torch.Generator().manual_seed(epoch_seed))
         self.model.train()
-        total_loss = total_correct = seen = 0
+        # Running totals stay on the device: reading them every iteration would sync CUDA each step.
+        total_loss = torch.zeros((), device=self.device)
+        total_correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
         self.sync()
         start = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not self.options.progress)
-        for x, y in bar:
+        for i, (x, y) in enumerate(bar):
             if self.cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             self.optimizer.zero_grad(set_to_none=True)
@@ -229,16 +234,18 @@ class Trainer:
                 loss, logits = self.method.step(self.model, x, y, self.eps, **config.hparams)
             self.optimizer.step()
             self.scheduler.step()
-            total_loss += float(loss) * len(y)
-            total_correct += int((logits.argmax(1) == y).sum())
+            total_loss += loss.float() * len(y)
+            total_correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{100 * total_correct / seen:.1f}")
+            if self.options.progress and i % PROGRESS_EVERY == 0:
+                bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{100 * total_correct.item() / seen:.1f}")
         self.sync()
         seconds = time.perf_counter() - start
-        if not math.isfinite(total_loss):
+        train_loss, train_acc = total_loss.item() / seen, 100.0 * total_correct.item() / seen
+        if not math.isfinite(train_loss):
             raise SuiteError(f"training loss became non-finite in epoch {epoch + 1}; lower --lr")
-        return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train_loss": total_loss / seen,
-                "train_acc": 100.0 * total_correct / seen, "epoch_seconds": seconds}
+        return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train_loss": train_loss,
+                "train_acc": train_acc, "epoch_seconds": seconds}
 
     def validate(self) -> dict:
         c, d = self.config, self.data

@@ -229,3 +229,24 @@ def test_pgd_step_sizes_follow_methods_md():
     from suite.methods.pgd import default_alpha
     assert default_alpha(8 / 255, 2) == pytest.approx(4 / 255)
     assert default_alpha(8 / 255, 10) == pytest.approx(2 / 255)
+
+
+@pytest.mark.parametrize("method", ["fast_bat", "fast_at_ga"])
+def test_bf16_autocast_keeps_second_order_gradients_close_to_float32(method):
+    """Training runs under bf16 autocast on CUDA; the same code under CPU autocast must stay close to fp32."""
+    model = small_model(torch.float32)
+    x, y = batch(n=32, dtype=torch.float32)
+    hp = resolve_hparams(method, 8, {})
+    _, _, full = run_step(METHODS[method].step, model, x, y, EPS, **hp)
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        METHODS[method].step(model, x, y, EPS, **hp)
+    half = param_grads(model)
+    flat = lambda grads: torch.cat([g.flatten().float() for g in grads])  # noqa: E731
+    assert F.cosine_similarity(flat(full), flat(half), dim=0) > 0.98
+
+
+def test_invalid_implicit_mode_is_refused_when_the_config_is_resolved():
+    with pytest.raises(SuiteError, match="implicit must be one of exact, finite_diff"):
+        resolve_hparams("fast_bat", 8, {"implicit": "fd"})

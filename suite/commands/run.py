@@ -9,7 +9,7 @@ from ..config import RunConfig, RunOptions
 
 # command-line flag -> method hyperparameter name
 HPARAM_FLAGS = {"lmbda": "lmbda", "ll_step": "ll_step", "attack_steps": "steps", "attack_alpha": "alpha",
-                "ga_coef": "coef"}
+                "ga_coef": "coef", "implicit": "implicit"}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +28,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("method hyperparameters (default: the method's, by eps)")
     g.add_argument("--lmbda", type=float, help="fast_bat: lower-level regularizer lambda (default 10)")
     g.add_argument("--ll-step", type=float, help="fast_bat: lower-level step a in /255 (default 5000 if eps<=8 else 2000)")
+    g.add_argument("--implicit", choices=["exact", "finite_diff"],
+                   help="fast_bat: implicit-gradient term by double backward (default) or finite difference")
     g.add_argument("--attack-steps", type=int, help="pgd: attack steps (default 10)")
     g.add_argument("--attack-alpha", type=float, help="pgd: step size in /255 (default eps/2 for 2 steps, 2 for 10)")
     g.add_argument("--ga-coef", type=float, help="fast_at_ga: GradAlign coefficient (default 0.02*10^(eps/8))")

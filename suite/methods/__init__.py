@@ -5,6 +5,7 @@ A method module provides
 * ``defaults(eps) -> dict``: its hyperparameters (perturbation sizes in /255) for training eps
   given in /255, every one overridable from the command line or a sweep spec (None: derived
   by the method from the others);
+* optionally ``validate(hparams)``: raise SuiteError for values it cannot use;
 * ``step(model, x, y, eps, **hparams) -> (loss, logits)``: accumulate the parameter gradients
   of one batch (``eps`` in pixel units, x in [0, 1]); the training loop owns the optimizer step.
 
@@ -42,5 +43,6 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
             default = hparams[key]
             # 10 and 10.0 are the same setting: keep the default's type so the run id is the same.
             hparams[key] = float(value) if isinstance(default, float) and isinstance(value, int) else value
+    getattr(get_method(name), "validate", lambda hp: None)(hparams)
     return hparams
 

@@ -48,5 +48,5 @@ def step(model, x, y, eps, *, coef):
     reg = coef * alignment_regularizer(grad_clean, grad_noisy)
     logits = model(x + delta)
     loss = F.cross_entropy(logits, y)
-    (loss + reg).backward()
+    (loss + reg).backward(inputs=[p for p in model.parameters() if p.requires_grad])
     return loss.detach(), logits.detach()

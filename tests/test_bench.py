@@ -1,0 +1,236 @@
+"""``suite bench`` and the performance-related properties of the methods.
+
+Nothing here depends on how fast anything ran: the bench's figures are checked for presence
+and sanity only.
+"""
+import gc
+import json
+import math
+import weakref
+
+import pytest
+import torch
+
+from suite.attacks import project, uniform_init
+from suite.bench import SECTIONS, Settings, interleaved, peak_memory, run_bench
+from suite.cli import main
+from suite.errors import SuiteError
+from suite.methods import METHODS, fast_bat, resolve_hparams
+from suite.models import build_model
+
+EPS = 8 / 255
+
+
+def _positive_finite(value) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+# --- the bench ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def quick_bench():
+    """One quick bench through the command line (JSON on stdout), shared by the checks below."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["bench", "--quick", "--arch", "small_cnn", "--workers", "1", "--json"]) == 0
+    return json.loads(out.getvalue())
+
+
+def test_quick_bench_describes_the_device_and_settings(quick_bench):
+    assert {"device", "device_type", "torch", "python", "settings", "targets"} <= set(quick_bench)
+    assert quick_bench["torch"] == torch.__version__
+    settings = quick_bench["settings"]
+    assert settings["arch"] == "small_cnn" and settings["quick"] is True
+    assert settings["sections"] == list(SECTIONS)
+    assert {"batch_size", "eps", "reps", "warmup", "images", "workers"} <= set(settings)
+
+
+def test_quick_bench_times_every_method_relative_to_standard_and_fast_at(quick_bench):
+    m = quick_bench["methods"]
+    names = {"standard", "fast_at", "fast_at_ga", "pgd2", "pgd10", "fast_bat", "fast_bat_fd"}
+    for key in ("seconds", "ratio_to_standard", "ratio_to_fast_at", "peak_memory_bytes"):
+        assert set(m[key]) == names, key
+    for key in ("seconds", "ratio_to_standard", "ratio_to_fast_at"):
+        assert all(_positive_finite(v) for v in m[key].values()), key
+    assert m["ratio_to_standard"]["standard"] == 1.0 and m["ratio_to_fast_at"]["fast_at"] == 1.0
+    assert all(v is None or (isinstance(v, int) and v >= 0) for v in m["peak_memory_bytes"].values())
+    for key in ("fd_rel_error", "fd_rel_error_total", "fd_rel_error_float64", "fd_rel_error_total_float64",
+                "correction_share", "correction_share_float64"):
+        assert _positive_finite(m[key]), key
+
+
+def test_quick_bench_compares_with_the_reference_transcriptions(quick_bench):
+    r = quick_bench["reference"]
+    assert set(r["saving"]) == {"fast_bat", "fast_at_ga"}
+    assert all(_positive_finite(v) for v in r["saving"].values())
+    assert all(_positive_finite(v) for v in r["seconds"].values())
+
+
+def test_quick_bench_compares_the_data_pipelines(quick_bench):
+    p = quick_bench["pipeline"]
+    loaders = {"device_loader", "dataloader_0w", "dataloader_1w"}
+    for mode in ("train", "data"):
+        assert set(p["seconds"][mode]) == loaders
+        assert all(_positive_finite(v) for v in p["seconds"][mode].values())
+        assert _positive_finite(p["dataloader_over_device_loader"][mode])
+        assert p["all_ratios"][mode]["device_loader"] == 1.0
+    assert p["compared_dataloader"] in loaders - {"device_loader"}
+
+
+def test_quick_bench_compares_early_exit_with_the_full_attack(quick_bench):
+    e = quick_bench["eval"]
+    if "skipped" in e:
+        pytest.skip(e["skipped"])
+    assert _positive_finite(e["cost_ratio"]) and _positive_finite(e["eps"])
+    assert 0 < e["work_ratio"] <= 1.0           # early exit never runs more samples than the full attack
+    assert set(e["seconds"]) == set(e["robust_acc"]) == {"early_exit", "full"}
+    assert all(0.0 <= v <= e["clean_acc"] for v in e["robust_acc"].values())
+    # Same model, same points: the two variants differ only in their random starts.
+    assert e["robust_acc_abs_diff"] <= 25.0
+
+
+def test_quick_bench_checks_the_targets_of_the_measured_figures(quick_bench):
+    targets = quick_bench["targets"]
+    assert len(targets) == 6 if "skipped" not in quick_bench["eval"] else 5
+    assert all(_positive_finite(t["value"]) and isinstance(t["met"], bool) for t in targets)
+
+
+def test_bench_subset_and_table(capsys):
+    assert main(["bench", "--quick", "--arch", "small_cnn", "--only", "reference"]) == 0
+    table = capsys.readouterr().out
+    assert "suite vs reference" in table and "training iteration" not in table and "data pipeline" not in table
+
+
+def test_bench_refuses_unknown_names_before_measuring():
+    with pytest.raises(SuiteError, match="unknown arch"):
+        run_bench(Settings(arch="nope", quick=True))
+    with pytest.raises(SuiteError, match="unknown dataset"):
+        run_bench(Settings(dataset="nope", quick=True))
+    with pytest.raises(SuiteError, match="section"):
+        run_bench(Settings(sections=("nope",), quick=True))
+
+
+def test_interleaved_runs_every_variant_in_each_round_in_rotating_order():
+    calls = []
+    times = interleaved({name: (lambda n=name: calls.append(n)) for name in "abc"}, reps=3, warmup=1,
+                        device=torch.device("cpu"))
+    assert calls == list("abc" "bca" "cab" "abc")
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_peak_memory_sees_a_large_allocation():
+    size = 64 * 2**20
+    peak = peak_memory(lambda: torch.ones(size // 4), torch.device("cpu"))   # float32: `size` bytes
+    assert peak is None or peak >= size // 2
+
+
+# --- Fast-BAT's finite-difference correction ---------------------------------------------------
+
+def _setup(dtype):
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 1, 10, (0.5,), (0.25,)).to(dtype)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 1, 28, 28, generator=g, dtype=dtype)
+    x[:, :, :4] = 0.0                       # saturated pixels: the box constraint is active somewhere
+    y = torch.randint(0, 10, (8,), generator=g)
+    z = project(uniform_init(x, EPS), x, EPS)
+    return model, x, y, z
+
+
+def _gradient(model, x, y, z, implicit, lmbda):
+    model.zero_grad(set_to_none=True)
+    fast_bat.implicit_step(model, x, y, z, EPS, a=5000 / 255, lmbda=lmbda, implicit=implicit)
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_finite_difference_correction_matches_the_exact_one_in_float64():
+    """In float64 the step is small enough to cross no ReLU kink: the forward difference converges."""
+    model, x, y, z = _setup(torch.float64)
+    plain = _gradient(model, x, y, z, "exact", math.inf)
+    exact = _gradient(model, x, y, z, "exact", 1.0)
+    approx = _gradient(model, x, y, z, "finite_diff", 1.0)
+    correction = exact - plain
+    assert correction.norm() > 1e-3 * exact.norm(), "the correction must not be negligible here"
+    assert (approx - exact).norm() < 1e-4 * correction.norm()
+
+
+def test_finite_difference_mode_is_the_default_off_and_selectable():
+    assert fast_bat.defaults(8)["implicit"] == "exact"
+    hp = resolve_hparams("fast_bat", 8, {"implicit": "finite_diff"})
+    model, x, y, _ = _setup(torch.float32)
+    loss, logits = fast_bat.step(model, x, y, EPS, **hp)
+    assert torch.isfinite(loss) and logits.shape == (8, 10)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_unknown_implicit_mode_is_refused():
+    model, x, y, z = _setup(torch.float32)
+    with pytest.raises(SuiteError, match="implicit"):
+        fast_bat.implicit_step(model, x, y, z, EPS, a=0.1, lmbda=1.0, implicit="nope")
+
+
+# --- no graph outlives its iteration -----------------------------------------------------------
+
+class SavedTensorTracker:
+    """Counts the tensors autograd saves for backward and how many of them are still alive.
+
+    Every saved tensor is packed into a box that only its graph references, so a box outlives
+    its iteration exactly when some graph does (double-backward graphs included). The box holds
+    the tensor detached: a saved output holding its own grad_fn would make a cycle that
+    Python's garbage collector cannot see (autograd restores the graph links on unpacking).
+    """
+
+    class Box:
+        def __init__(self, tensor):
+            self.tensor = tensor.detach()
+
+    def __init__(self):
+        self.packed = 0
+        self.boxes = weakref.WeakSet()
+
+    def pack(self, tensor):
+        box = self.Box(tensor)
+        self.packed += 1
+        self.boxes.add(box)
+        return box
+
+    def unpack(self, box):
+        return box.tensor
+
+    def hooks(self):
+        return torch.autograd.graph.saved_tensors_hooks(self.pack, self.unpack)
+
+    def alive(self) -> int:
+        gc.collect()
+        return len(self.boxes)
+
+
+def test_the_tracker_sees_a_graph_kept_alive():
+    model, x, y, _ = _setup(torch.float32)
+    tracker = SavedTensorTracker()
+    with tracker.hooks():
+        kept = model(x).sum()
+    assert tracker.alive() > 0
+    del kept
+    assert tracker.alive() == 0
+
+
+@pytest.mark.parametrize("method,overrides", [("fast_bat", {}), ("fast_bat", {"implicit": "finite_diff"}),
+                                              ("fast_at_ga", {})])
+def test_no_graph_survives_the_training_iterations(method, overrides):
+    model, x, y, _ = _setup(torch.float32)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    hp = resolve_hparams(method, 8, overrides)
+    tracker = SavedTensorTracker()
+    results = []
+    with tracker.hooks():
+        for _ in range(3):
+            optimizer.zero_grad(set_to_none=True)
+            results.append(METHODS[method].step(model, x, y, EPS, **hp))
+            optimizer.step()
+    assert tracker.packed > 0
+    assert all(t.grad_fn is None for pair in results for t in pair)
+    assert tracker.alive() == 0
