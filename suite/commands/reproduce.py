@@ -1,0 +1,108 @@
+"""``suite reproduce [PRESET]``: a preset end to end: its sweeps, its tuning study, its report."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import SuiteError
+from .run import add_option_arguments, options_from_args
+
+EPILOG = """examples:
+  suite reproduce --list                         # the presets, their runs and cost
+  suite reproduce                                # the smoke preset (CPU minutes)
+  suite reproduce table1 --set seeds=3 --workers 4
+  suite reproduce co --executor slurm --partition gpu
+  suite reproduce smoke --set epochs=1 --set train_points=256 --study-set n_trials=2
+Rerunning a preset continues where it stopped: finished runs are skipped and the study
+resumes. --set overrides reach the sweeps, and the plain run settings among them (epochs=...,
+train_points=...) the study too; --study-set reaches only the study."""
+
+
+def register(subparsers) -> None:
+    from ..presets import DEFAULT, PRESETS
+
+    parser = subparsers.add_parser(
+        "reproduce", help="run a preset end to end: sweeps, study, report", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a preset's sweeps and tuning study, then write its report. Exits non-zero if any run failed.")
+    parser.add_argument("preset", nargs="?", default=DEFAULT, choices=list(PRESETS),
+                        help=f"default {DEFAULT}; see --list")
+    parser.add_argument("--list", action="store_true", help="list the presets with their runs, epochs and cost")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="sweep override (repeatable), as in `suite sweep --set`: epochs=2, seeds=3, eps=[8]")
+    parser.add_argument("--study-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="study override (repeatable), as in `suite tune --set`: n_trials=5")
+    parser.add_argument("--executor", choices=["local", "slurm"], default="local",
+                        help="where the sweep runs train (the study runs here)")
+    parser.add_argument("--workers", type=int, help="runs (and study workers) at a time (default: one per GPU, else 1)")
+    parser.add_argument("--storage", help="Optuna storage URL for the study (default: a journal file under results)")
+    parser.add_argument("--sweeps-dir", type=Path, help="where the specs are (default ./sweeps, else the checkout's)")
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default ./reports")
+    g = parser.add_argument_group("slurm (--executor slurm), as in `suite sweep`")
+    g.add_argument("--partition")
+    g.add_argument("--time", type=int, default=24 * 60, help="minutes per run (default 1440)")
+    g.add_argument("--gpus-per-job", type=int, default=1)
+    g.add_argument("--cpus-per-job", type=int, default=8)
+    g.add_argument("--array-parallelism", type=int, default=64)
+    g.add_argument("--slurm", dest="slurm_extra", action="append", default=[], metavar="KEY=VALUE")
+    add_option_arguments(parser)
+    parser.set_defaults(func=main)
+
+
+def list_presets(args) -> str:
+    """One line per preset: sweep runs (finished), study trials, epochs, training cost."""
+    from ..presets import COST_UNIT, PRESETS, make_plan
+    from ..records import RunDir
+
+    header = f"{'preset':9s} {'runs':>5s} {'done':>5s} {'trials':>6s} {'epochs':>7s} {'cost':>9s}  description"
+    lines = [header]
+    for preset in PRESETS.values():
+        mark = "*" if preset.name == args.preset else " "
+        try:
+            plan = make_plan(preset, args.overrides, args.study_set, args.sweeps_dir)
+        except SuiteError as err:
+            lines.append(f"{preset.name + mark:9s} cannot expand: {err}")
+            continue
+        done = sum(RunDir(args.results_dir, c.run_id).is_finished() for c in plan.configs)
+        trials = str(plan.study_spec.n_trials) if plan.study_spec else "-"
+        epochs = "/".join(str(e) for e in plan.epochs())
+        lines.append(f"{preset.name + mark:9s} {len(plan.configs):5d} {done:5d} {trials:>6s} {epochs:>7s} "
+                     f"{plan.cost():9.0f}  {preset.description}")
+    lines.append(f"cost: training only, in {COST_UNIT} (one Fast-AT epoch on the run's own data and architecture; "
+                 f"evaluation comes on top); * = the chosen preset; --set/--study-set apply")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    from ..presets import get_preset, make_plan, spec_path
+    from ..sweep import run_sweep
+    from .report import write_report
+
+    if args.list:
+        print(list_presets(args))
+        return 0
+    if args.workers is not None and args.workers < 1:
+        raise SuiteError(f"--workers must be at least 1, got {args.workers}")
+    preset = get_preset(args.preset)
+    plan = make_plan(preset, args.overrides, args.study_set, args.sweeps_dir)   # checks every spec first
+    options = options_from_args(args)
+    failed = []
+    for spec in plan.sweep_specs:
+        slurm = None
+        if args.executor == "slurm":
+            from .sweep import slurm_parameters
+            slurm = slurm_parameters(args)
+        result = run_sweep(spec, options, executor=args.executor, workers=args.workers, slurm=slurm)
+        print(f"sweep {spec.name}: {result.report()}", flush=True)
+        failed += result.failed
+    study_name = None
+    if plan.study_spec:
+        from ..tune import run_study
+        study = run_study(plan.study_spec, options, storage=args.storage, workers=args.workers or 1)
+        study_name = study.study_name
+    report = write_report(results_dir=options.results_dir, reports_dir=args.reports_dir, name=preset.name,
+                          sweeps=[spec_path(name, args.sweeps_dir) for name in preset.sweeps],
+                          overrides=args.overrides, study=study_name)
+    print(f"preset {preset.name}: {len(failed)} failed run(s)" if failed else f"preset {preset.name}: done")
+    print(f"report: {report.html}\n        {report.markdown}")
+    return 1 if failed else 0

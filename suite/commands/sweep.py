@@ -1,0 +1,78 @@
+"""``suite sweep SPEC``: run a grid of configurations, locally or on Slurm."""
+from __future__ import annotations
+
+import yaml
+
+from ..errors import SuiteError
+from .run import add_option_arguments, options_from_args
+
+EPILOG = """examples:
+  suite sweep sweeps/smoke.yaml --workers 2
+  suite sweep sweeps/table1.yaml --set seeds=3 --set eps=[8] --dry-run
+  suite sweep sweeps/table1.yaml --executor slurm --partition gpu --time 600 --gpus-per-job 1
+  suite sweep sweeps/table1.yaml --set lmbda=best:sweeps/lambda_cifar10.yaml
+Relaunching a sweep is safe: finished runs are skipped, runs being trained elsewhere are
+left alone, and interrupted runs resume from their last epoch."""
+
+
+def register(subparsers) -> None:
+    import argparse
+
+    parser = subparsers.add_parser(
+        "sweep", help="run a grid of configurations (locally or on Slurm)", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Expand a sweep spec (sweeps/*.yaml) into runs, skip the finished ones and launch the "
+                    "rest through submitit. Exits non-zero if any run failed.")
+    parser.add_argument("spec", help="the sweep spec, e.g. sweeps/table1.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a base setting or a grid axis (YAML value; repeatable): "
+                             "--set epochs=5 --set seeds=[0,1] --set eps=[8] --set lmbda=best:STUDY.yaml")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs, their ids and which are done")
+    parser.add_argument("--executor", choices=["local", "slurm"], default="local")
+    parser.add_argument("--workers", type=int, help="local: runs at a time (default: one per GPU, else 1)")
+    g = parser.add_argument_group("slurm (--executor slurm): one job array")
+    g.add_argument("--partition")
+    g.add_argument("--time", type=int, default=24 * 60, help="minutes per run (default 1440)")
+    g.add_argument("--gpus-per-job", type=int, default=1, help="default 1")
+    g.add_argument("--cpus-per-job", type=int, default=8, help="default 8")
+    g.add_argument("--array-parallelism", type=int, default=64, help="array tasks running at once (default 64)")
+    g.add_argument("--slurm", dest="slurm_extra", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other submitit SlurmExecutor parameter, e.g. account=abc, mem=32G, qos=high")
+    g.add_argument("--no-wait", action="store_true", help="submit and return instead of waiting for the jobs")
+    add_option_arguments(parser)
+    parser.set_defaults(func=main)
+
+
+def slurm_parameters(args) -> dict:
+    """The submitit SlurmExecutor parameters of the command line."""
+    params = {"time": args.time, "gpus_per_node": args.gpus_per_job, "cpus_per_task": args.cpus_per_job,
+              "array_parallelism": args.array_parallelism}
+    if args.partition:
+        params["partition"] = args.partition
+    for item in args.slurm_extra:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SuiteError(f"--slurm {item}: expected KEY=VALUE, e.g. --slurm mem=32G")
+        params[key.strip()] = yaml.safe_load(value)
+    return params
+
+
+def main(args) -> int:
+    from ..sweep import load_spec, run_sweep
+
+    for flag, value in (("--workers", args.workers), ("--time", args.time), ("--cpus-per-job", args.cpus_per_job),
+                        ("--array-parallelism", args.array_parallelism)):
+        if value is not None and value < 1:
+            raise SuiteError(f"{flag} must be at least 1, got {value}")
+    if args.gpus_per_job < 0:
+        raise SuiteError(f"--gpus-per-job must be at least 0, got {args.gpus_per_job}")
+    spec = load_spec(args.spec, args.overrides, results_dir=args.results_dir)
+    options = options_from_args(args)
+    result = run_sweep(spec, options, executor=args.executor, workers=args.workers,
+                       slurm=slurm_parameters(args) if args.executor == "slurm" else None,
+                       dry_run=args.dry_run, wait=not args.no_wait)
+    if not args.dry_run:
+        print(f"sweep {spec.name}: {result.report()}")
+        print(f"results: suite runs --results-dir {options.results_dir}; "
+              f"journal and job logs: {options.results_dir}/sweeps/{spec.name}/")
+    return 1 if result.failed else 0

@@ -1,0 +1,81 @@
+"""Where a report's runs come from: local run records (default) or a W&B project.
+
+Both sources produce the same :class:`RunSet`: the ``runs_dataframe`` columns plus
+``epochs``, ``protocol`` (a dict), the CO verdict (``co``, ``co_epoch``) and a per-run
+history of epoch rows, so every table and figure works the same on either.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import SuiteError
+from ..records import RunDir, read_json, read_jsonl, runs_dataframe
+from .co import co_verdict
+
+FILTER_COLUMNS = ("method", "dataset", "arch", "eps")
+
+
+@dataclass
+class RunSet:
+    """The runs of one report: one row per run, and each run's per-epoch rows."""
+    runs: pd.DataFrame
+    histories: dict[str, pd.DataFrame] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def finished(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == "finished"]
+
+
+def select(frame: pd.DataFrame, run_ids=None, **filters) -> pd.DataFrame:
+    """Rows whose run id is in ``run_ids`` (when given) and whose columns match ``filters``
+    (a value or a list of values; None keeps everything)."""
+    if run_ids is not None:
+        frame = frame[frame["run_id"].isin(list(run_ids))]
+    for column, wanted in filters.items():
+        if wanted is None:
+            continue
+        values = list(wanted) if isinstance(wanted, (list, tuple, set)) else [wanted]
+        if column == "eps":
+            frame = frame[frame["eps"].astype(float).isin([float(v) for v in values])]
+        else:
+            frame = frame[frame[column].isin(values)]
+    return frame.reset_index(drop=True)
+
+
+def finalize(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], source: str) -> RunSet:
+    """Add the CO verdict columns and order the rows; shared by every source."""
+    runs = runs.copy()
+    verdicts = [co_verdict(histories[r].to_dict("records")) if r in histories else co_verdict([])
+                for r in runs["run_id"]]
+    runs["co"] = pd.array([v.flagged for v in verdicts], dtype="boolean")
+    runs["co_epoch"] = pd.array([v.epoch for v in verdicts], dtype="Int64")
+    runs["eps"] = runs["eps"].astype(float)
+    runs = runs.sort_values(["dataset", "arch", "method", "eps", "seed", "run_id"]).reset_index(drop=True)
+    return RunSet(runs, {r: h for r, h in histories.items() if r in set(runs["run_id"])}, source)
+
+
+def load_local(results_dir: Path, run_ids=None, **filters) -> RunSet:
+    """The local run records under ``<results_dir>/runs/`` selected by run id and filters."""
+    frame = select(runs_dataframe(results_dir), run_ids, **filters)
+    protocols, histories = [], {}
+    for row in frame.itertuples():
+        run = RunDir(results_dir, row.run_id)
+        summary = run.read_summary() or {}
+        protocols.append(summary.get("protocol") or read_json(run.config).get("protocol") or {})
+        rows = read_jsonl(run.metrics)
+        if rows:
+            histories[row.run_id] = pd.DataFrame(rows)
+    frame["protocol"] = protocols
+    return finalize(frame, histories, f"local run records under {Path(results_dir) / 'runs'}")
+
+
+def study_trials(results_dir: Path, name: str) -> pd.DataFrame:
+    """A tuning study's exported trials (``<results_dir>/studies/<name>.csv``)."""
+    path = Path(results_dir) / "studies" / f"{name}.csv"
+    if not path.exists():
+        raise SuiteError(f"no exported study {path}; run `suite tune` (or `suite reproduce lambda`) first")
+    return pd.read_csv(path)
