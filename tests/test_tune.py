@@ -200,7 +200,7 @@ def test_spec_overrides_and_coupled_step(tmp_path):
     params = spec.suggest(optuna.trial.FixedTrial({"lmbda": 5.0}))
     assert params == {"lmbda": 5.0, "ll_step": 51.0}              # a = 1/lambda, in /255
     config = spec.run_config(params).resolved()
-    assert config.epochs == 5 and config.hparams == {"lmbda": 5.0, "ll_step": 51.0}
+    assert config.epochs == 5 and config.hparams == {"lmbda": 5.0, "ll_step": 51.0, "implicit": "exact"}
 
     assert load_spec(write_spec(tmp_path), ["search.ll_step={low: 100, high: 9000, log: false}"]).search[
         "ll_step"] == {"low": 100.0, "high": 9000.0, "log": False}
