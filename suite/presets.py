@@ -103,12 +103,12 @@ def study_overrides(overrides, extra=()) -> list[str]:
     """The sweep ``--set`` items that also apply to a study: plain run settings (``epochs=2``,
     ``train_points=512``), not grid axes (method, eps, seeds), lists or method hyperparameters;
     then ``extra`` (study-only settings such as ``n_trials=3``)."""
-    from .config import RunConfig
+    from .settings import FIELDS, parse_setting
 
-    fields = set(RunConfig.__dataclass_fields__) - {"method", "eps", "seed", "hparams"}
-    kept = [item for item in overrides
-            if item.partition("=")[0].strip() in fields and not item.partition("=")[2].strip().startswith("[")]
-    return kept + list(extra)
+    def plain(item):
+        key, value = parse_setting(item)
+        return key in FIELDS - {"method", "eps", "seed"} and not isinstance(value, list)
+    return [item for item in overrides if plain(item)] + list(extra)
 
 
 def make_plan(preset: Preset, overrides=(), study_set=(), sweeps_dir: Path | None = None) -> Plan:

@@ -51,6 +51,7 @@ import yaml
 from .callbacks import Callback
 from .config import LR_SCHEDULES, RunConfig, RunOptions
 from .errors import SuiteError
+from .settings import parse_setting, split_settings
 
 TOP_KEYS = ("name", "description", "base", "grid", "overrides")
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig) if f.name != "hparams"}
@@ -115,10 +116,9 @@ class SweepSpec:
         hparams_of = method_hparams()
         configs, used = {}, set()
         for cell in self.cells():
-            cell = {k: _canonical(k, v) for k, v in cell.items()}
-            fields = {k: v for k, v in cell.items() if k in FIELDS}
+            fields, hparams = split_settings({k: _canonical(k, v) for k, v in cell.items()})
             own = hparams_of.get(fields.get("method", RunConfig.method), set())
-            hparams = {k: v for k, v in cell.items() if k in own}
+            hparams = {k: v for k, v in hparams.items() if k in own}
             used |= set(hparams)
             try:
                 config = RunConfig(**fields, hparams=hparams).resolved()
@@ -287,14 +287,7 @@ def load_spec(path, overrides: list[str] = (), *, results_dir=None) -> SweepSpec
     pinned = {}
     for item in overrides:
         flag = f"--set {item}"
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise SuiteError(f"{flag}: expected key=value, e.g. --set epochs=5")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as err:
-            raise SuiteError(f"{flag}: the value is not valid YAML ({err})") from None
+        key, value = parse_setting(item)
         check.key(key, flag, ("seeds",))
         if key == "seeds" or key in grid or isinstance(value, (list, tuple)):
             axis = "seed" if key == "seeds" else key

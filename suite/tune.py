@@ -43,6 +43,7 @@ from .callbacks import Callback, RunPruned
 from .config import RunConfig, RunOptions
 from .errors import SuiteError
 from .records import RunDir, atomic_write_bytes, read_jsonl
+from .settings import parse_setting, split_settings
 
 STUDIES = "studies"
 SPEC_KEYS = ("name", "description", "base", "search", "objective", "sampler", "pruner", "n_trials", "heartbeat",
@@ -100,11 +101,8 @@ class StudySpec:
 
     def run_config(self, hparams: dict) -> RunConfig:
         """The base configuration with the trial's hyperparameters; not yet resolved."""
-        fields = {f.name for f in dataclasses.fields(RunConfig)}
-        config = {k: v for k, v in self.base.items() if k in fields}
-        extra = {k: v for k, v in self.base.items() if k not in fields}
-        config["hparams"] = {**config.get("hparams", {}), **extra, **hparams}
-        return RunConfig.from_dict(config)
+        fields, base_hparams = split_settings(self.base)
+        return RunConfig.from_dict({**fields, "hparams": {**base_hparams, **hparams}})
 
     def suggest(self, trial: optuna.Trial) -> dict:
         """Draw the trial's hyperparameters (the coupled ll_step is derived, not searched)."""
@@ -112,14 +110,6 @@ class StudySpec:
         if self.coupled:
             params["ll_step"] = 255.0 / params["lmbda"]
         return params
-
-
-def parse_setting(item: str) -> tuple[str, object]:
-    """``"key=value"`` -> ``(key, YAML-parsed value)``."""
-    key, sep, value = item.partition("=")
-    if not sep or not key.strip():
-        raise SuiteError(f"--set expects key=value, got {item!r}")
-    return key.strip(), yaml.safe_load(value)
 
 
 def apply_overrides(raw: dict, overrides: list[str] | dict | None) -> dict:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import pickle
-import shutil
 import struct
 import zipfile
 from pathlib import Path

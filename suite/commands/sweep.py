@@ -1,9 +1,8 @@
 """``suite sweep SPEC``: run a grid of configurations, locally or on Slurm."""
 from __future__ import annotations
 
-import yaml
-
 from ..errors import SuiteError
+from ..settings import parse_setting
 from .run import add_option_arguments, options_from_args
 
 EPILOG = """examples:
@@ -50,10 +49,8 @@ def slurm_parameters(args) -> dict:
     if args.partition:
         params["partition"] = args.partition
     for item in args.slurm_extra:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SuiteError(f"--slurm {item}: expected KEY=VALUE, e.g. --slurm mem=32G")
-        params[key.strip()] = yaml.safe_load(value)
+        key, value = parse_setting(item, "--slurm")
+        params[key] = value
     return params
 
 
