@@ -4,7 +4,7 @@
 
 * ``config.json``   the resolved configuration, run id, code version;
 * ``metrics.jsonl`` one JSON line per finished epoch;
-* ``summary.json``  status (running | finished | failed | pruned), error, final metrics;
+* ``summary.json``  status (running | finished | failed | pruned | interrupted), error, final metrics;
 * ``last.pt`` / ``last.prev.pt`` / ``best.pt``  checkpoints (``torch.load(weights_only=True)``).
 
 Every file is written to a temporary name and renamed into place, so readers never see
@@ -196,6 +196,20 @@ class RunDir:
             handle.close()
 
 
+    def is_held(self) -> bool:
+        """Whether a live process holds this run's lock (is training it right now)."""
+        try:
+            handle = open(self.path / ".lock", "r")
+        except FileNotFoundError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False                  # closing the handle releases the probe's lock
+
+
 class RunLocked(SuiteError):
     """Another live process is training this run."""
 
@@ -213,6 +227,12 @@ RUN_COLUMNS = ["run_id", "method", "dataset", "arch", "eps", "seed", "status", "
                "wandb_id", "error"]
 
 
+def _live_status(run: RunDir, summary: dict) -> str:
+    """The recorded status, except that a 'running' run nobody holds was killed: 'interrupted'."""
+    status = summary.get("status", "unknown")
+    return "interrupted" if status == "running" and not run.is_held() else status
+
+
 def runs_dataframe(results_dir: Path = Path("results"), **filters):
     """One row per run record: identity, status and the best/last test metrics.
 
@@ -228,7 +248,7 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
         summary = run.read_summary() or {}
         c = config["config"]
         row = {"run_id": run.run_id, "method": c["method"], "dataset": c["dataset"], "arch": c["arch"],
-               "eps": c["eps"], "seed": c["seed"], "status": summary.get("status", "unknown"),
+               "eps": c["eps"], "seed": c["seed"], "status": _live_status(run, summary),
                "best_epoch": summary.get("best_epoch"), "epochs_done": summary.get("epochs_done"),
                "epochs": c["epochs"], "epoch_seconds": summary.get("epoch_seconds"),
                "wandb_id": summary.get("wandb_id"), "error": summary.get("error")}

@@ -183,6 +183,9 @@ class Trainer:
             record["status"] = "finished"
         except RunPruned as pruned:
             record.update(status="pruned", error=str(pruned) or "pruned by a callback")
+        except KeyboardInterrupt:
+            record.update(status="interrupted", error="interrupted by the user; rerun the same command to resume")
+            raise
         except BaseException as err:
             record.update(status="failed", error=f"{type(err).__name__}: {err}")
             (run.path / "error.txt").write_text(traceback.format_exc())

@@ -27,8 +27,8 @@ from suite import cli
 from suite.callbacks import Callback, RunPruned
 from suite.config import RunConfig, RunOptions
 from suite.errors import SuiteError
-from suite.records import (RunDir, atomic_write_bytes, load_checkpoint, read_jsonl, runs_dataframe, save_checkpoint,
-                           write_json)
+from suite.records import (RunDir, atomic_write_bytes, iter_run_dirs, load_checkpoint, read_jsonl, runs_dataframe,
+                           save_checkpoint, write_json)
 from suite.train import RunData, execute
 
 TIMEOUT = 600  # seconds; generous, the machine may be shared
@@ -289,6 +289,13 @@ def test_pruned_run_is_recorded(tiny_config, tiny_options):
     assert len(read_jsonl(run.metrics)) == 1 and "best" not in summary
 
 
+def test_ctrl_c_is_recorded_as_interrupted(tiny_config, tiny_options):
+    with pytest.raises(KeyboardInterrupt):
+        execute(tiny_config, tiny_options, [RaiseAt(0, KeyboardInterrupt())])
+    run = RunDir(tiny_options.results_dir, tiny_config.resolved().run_id)
+    assert run.read_summary()["status"] == "interrupted" and len(read_jsonl(run.metrics)) == 1
+
+
 # ----------------------------------------------------------------- run identity
 
 def test_run_identity():
@@ -350,6 +357,20 @@ def test_lock_removes_leftovers_of_a_killed_writer(tmp_path):
             with RunDir(tmp_path, "some-run").lock():
                 pass
     assert run.read_summary() == {"status": "running"}
+
+
+def test_a_running_run_nobody_holds_is_listed_as_interrupted(finished_tiny_run, tmp_path):
+    """A killed run's summary still says 'running'; the listing tells it from a live one by its lock."""
+    _, results, _ = finished_tiny_run
+    results = copy_results(results, tmp_path)
+    run = next(iter_run_dirs(results))
+    summary = run.read_summary()
+    write_json(run.summary, {**summary, "status": "running"})
+    assert list(runs_dataframe(results)["status"]) == ["interrupted"]
+    with run.lock():                                  # a live trainer holds the lock
+        assert run.is_held()
+        assert list(runs_dataframe(results)["status"]) == ["running"]
+    assert not run.is_held()
 
 
 # ----------------------------------------------------------------- the table of runs
