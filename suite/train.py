@@ -145,6 +145,7 @@ class Trainer:
         config, run = self.config, self.run_dir
         write_json(run.config, {"run_id": run.run_id, "name": config.name, "config": config.to_dict(),
                                 "code_version": code_version(), "protocol": self.protocol()})
+        (run.path / "error.txt").unlink(missing_ok=True)     # a new attempt: the last one's traceback is stale
         state = run.load_resume_state(self.device)
         history, start_epoch, best = [], 0, {"epoch": None, "val_robust_acc": -1.0}
         previous = run.read_summary() or {}

@@ -274,7 +274,7 @@ def test_failing_run_is_recorded_and_resumes(finished_tiny_run, tiny_config, tin
     _, results, finished = finished_tiny_run
     summary = execute(tiny_config, tiny_options)
     assert summary["status"] == "finished" and summary["error"] is None
-    assert run.read_summary()["status"] == "finished"
+    assert run.read_summary()["status"] == "finished" and not (run.path / "error.txt").exists()
     assert_same_history(read_jsonl(run.metrics), read_jsonl(RunDir(results, run.run_id).metrics))
     assert_same_results(summary, finished)
 
