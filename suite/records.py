@@ -252,18 +252,34 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
                "best_epoch": summary.get("best_epoch"), "epochs_done": summary.get("epochs_done"),
                "epochs": c["epochs"], "epoch_seconds": summary.get("epoch_seconds"),
                "wandb_id": summary.get("wandb_id"), "error": summary.get("error")}
-        for model, prefix in (("best", ""), ("last", "last_")):
-            for metric in ("sa", "ra_pgd", "ra_aa"):
-                row[prefix + metric] = (summary.get(model) or {}).get(metric)
+        row.update(model_metrics(lambda model, metric: (summary.get(model) or {}).get(metric)))
         row.update({f"hp_{k}": v for k, v in c.get("hparams", {}).items()})
         row["path"] = str(run.path)
         rows.append(row)
     hparams = sorted({key for row in rows for key in row if key.startswith("hp_")})
-    frame = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS + hparams + ["path"])
+    return filter_runs(pd.DataFrame(rows).reindex(columns=RUN_COLUMNS + hparams + ["path"]), **filters)
+
+
+def model_metrics(lookup) -> dict:
+    """The test-metric columns: ``sa``, ``ra_pgd``, ``ra_aa`` of the early-stopped model and
+    ``last_*`` of the last epoch's, each read as ``lookup(model, metric)`` (model: best or last)."""
+    return {prefix + metric: lookup(model, metric)
+            for model, prefix in (("best", ""), ("last", "last_")) for metric in ("sa", "ra_pgd", "ra_aa")}
+
+
+def filter_runs(frame, run_ids=None, **filters):
+    """Rows whose run id is in ``run_ids`` (when given) and whose columns match ``filters``
+    (a value or a list of values; None keeps everything; eps compares as a number)."""
+    if run_ids is not None:
+        frame = frame[frame["run_id"].isin(list(run_ids))]
     for column, wanted in filters.items():
         if wanted is None:
             continue
         if column not in frame:
             raise SuiteError(f"cannot filter on {column!r}; columns: {', '.join(frame.columns)}")
-        frame = frame[frame[column].isin(wanted if isinstance(wanted, (list, tuple, set)) else [wanted])]
+        values = list(wanted) if isinstance(wanted, (list, tuple, set)) else [wanted]
+        if column == "eps":
+            frame = frame[frame["eps"].astype(float).isin([float(v) for v in values])]
+        else:
+            frame = frame[frame[column].isin(values)]
     return frame.reset_index(drop=True)

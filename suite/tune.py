@@ -42,7 +42,7 @@ from optuna.trial import TrialState
 from .callbacks import Callback, RunPruned
 from .config import RunConfig, RunOptions
 from .errors import SuiteError
-from .records import RunDir, atomic_write_bytes, read_jsonl
+from .records import RunDir, atomic_write_bytes, model_metrics, read_jsonl
 from .settings import parse_setting, split_settings
 
 STUDIES = "studies"
@@ -391,9 +391,7 @@ def run_metrics(summary: dict, rows: list[dict]) -> dict:
     if rows:
         best = max(rows, key=lambda r: r["val_robust_acc"])     # first maximum, as the engine keeps it
         result.update(val_robust_acc=best["val_robust_acc"], val_clean_acc=best["val_clean_acc"])
-    for model, prefix in (("best", ""), ("last", "last_")):
-        for metric in ("sa", "ra_pgd", "ra_aa"):
-            result[prefix + metric] = (summary.get(model) or {}).get(metric)
+    result.update(model_metrics(lambda model, metric: (summary.get(model) or {}).get(metric)))
     return result
 
 

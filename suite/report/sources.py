@@ -12,10 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import SuiteError
-from ..records import RunDir, read_json, read_jsonl, runs_dataframe
+from ..records import RunDir, filter_runs, read_json, read_jsonl, runs_dataframe
 from .co import co_verdict
 
-FILTER_COLUMNS = ("method", "dataset", "arch", "eps")
 
 
 @dataclass
@@ -28,22 +27,6 @@ class RunSet:
     @property
     def finished(self) -> pd.DataFrame:
         return self.runs[self.runs["status"] == "finished"]
-
-
-def select(frame: pd.DataFrame, run_ids=None, **filters) -> pd.DataFrame:
-    """Rows whose run id is in ``run_ids`` (when given) and whose columns match ``filters``
-    (a value or a list of values; None keeps everything)."""
-    if run_ids is not None:
-        frame = frame[frame["run_id"].isin(list(run_ids))]
-    for column, wanted in filters.items():
-        if wanted is None:
-            continue
-        values = list(wanted) if isinstance(wanted, (list, tuple, set)) else [wanted]
-        if column == "eps":
-            frame = frame[frame["eps"].astype(float).isin([float(v) for v in values])]
-        else:
-            frame = frame[frame[column].isin(values)]
-    return frame.reset_index(drop=True)
 
 
 def finalize(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], source: str) -> RunSet:
@@ -60,7 +43,7 @@ def finalize(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], source: str
 
 def load_local(results_dir: Path, run_ids=None, **filters) -> RunSet:
     """The local run records under ``<results_dir>/runs/`` selected by run id and filters."""
-    frame = select(runs_dataframe(results_dir), run_ids, **filters)
+    frame = filter_runs(runs_dataframe(results_dir), run_ids, **filters)
     protocols, histories = [], {}
     for row in frame.itertuples():
         run = RunDir(results_dir, row.run_id)

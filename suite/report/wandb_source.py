@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..errors import SuiteError
 from ..records import RUN_COLUMNS
-from .sources import RunSet, finalize, select
+from ..records import filter_runs, model_metrics
+from .sources import RunSet, finalize
 
 
 def _summary_value(summary, key: str):
@@ -45,9 +46,7 @@ def wandb_row(run) -> tuple[dict, pd.DataFrame | None]:
            "status": _summary_value(summary, "status") or getattr(run, "state", "unknown"),
            "best_epoch": _summary_value(summary, "best_epoch"), "epoch_seconds": _summary_value(summary, "epoch_seconds"),
            "error": _summary_value(summary, "error"), "wandb_id": run.id}
-    for model, prefix in (("best", ""), ("last", "last_")):
-        for metric in ("sa", "ra_pgd", "ra_aa"):
-            row[prefix + metric] = _summary_value(summary, f"{model}/{metric}")
+    row.update(model_metrics(lambda model, metric: _summary_value(summary, f"{model}/{metric}")))
     row.update({f"hp_{k}": v for k, v in (config.get("hparams") or {}).items()})
     rows = [r for r in run.scan_history() if r.get("epoch") is not None]
     history = pd.DataFrame(rows).sort_values("epoch").drop_duplicates("epoch", keep="last") if rows else None
@@ -73,4 +72,4 @@ def load_wandb(project: str, run_ids=None, api=None, **filters) -> RunSet:
     for column in RUN_COLUMNS:
         if column not in frame:
             frame[column] = None
-    return finalize(select(frame, run_ids, **filters), histories, f"W&B project {project}")
+    return finalize(filter_runs(frame, run_ids, **filters), histories, f"W&B project {project}")
