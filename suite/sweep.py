@@ -116,7 +116,7 @@ class SweepSpec:
         hparams_of = method_hparams()
         configs, used = {}, set()
         for cell in self.cells():
-            fields, hparams = split_settings({k: _canonical(k, v) for k, v in cell.items()})
+            fields, hparams = split_settings(cell)
             own = hparams_of.get(fields.get("method", RunConfig.method), set())
             hparams = {k: v for k, v in hparams.items() if k in own}
             used |= set(hparams)
@@ -127,15 +127,6 @@ class SweepSpec:
                 raise SuiteError(f"{self.path}: run ({shown}): {err}") from None
             configs.setdefault(config.run_id, config)
         return list(configs.values()), used
-
-
-def _canonical(key, value):
-    """Numbers as the type the command line gives them (YAML's 5000 is 5000.0): the run id hashes them."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return value
-    if key in FIELDS:
-        return float(value) if FIELDS[key].type.startswith("float") else value
-    return float(value) if hparam_kind(key) == "float | None" else value
 
 
 def _default(key):

@@ -250,3 +250,10 @@ def test_bf16_autocast_keeps_second_order_gradients_close_to_float32(method):
 def test_invalid_implicit_mode_is_refused_when_the_config_is_resolved():
     with pytest.raises(SuiteError, match="implicit must be one of exact, finite_diff"):
         resolve_hparams("fast_bat", 8, {"implicit": "fd"})
+
+
+def test_whole_numbers_resolve_to_the_float_a_float_or_derived_hyperparameter_takes():
+    """YAML's 5000 and the command line's 5000.0 are one setting, hence one run id."""
+    assert type(resolve_hparams("fast_bat", 8, {"ll_step": 5000})["ll_step"]) is float
+    assert type(resolve_hparams("pgd", 8, {"alpha": 2})["alpha"]) is float       # default None: derived
+    assert type(resolve_hparams("pgd", 8, {"steps": 2})["steps"]) is int

@@ -41,8 +41,10 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
     for key, value in (overrides or {}).items():
         if value is not None:
             default = hparams[key]
-            # 10 and 10.0 are the same setting: keep the default's type so the run id is the same.
-            hparams[key] = float(value) if isinstance(default, float) and isinstance(value, int) else value
+            # 10 and 10.0 are one setting (one run id): numbers take a float default's type, and a
+            # derived (None) default is a number in /255, a float too.
+            numeric = isinstance(value, int) and not isinstance(value, bool)
+            hparams[key] = float(value) if numeric and (default is None or isinstance(default, float)) else value
     getattr(get_method(name), "validate", lambda hp: None)(hparams)
     return hparams
 
