@@ -19,7 +19,6 @@ The iteration mirrors the training loop: on CUDA, channels_last and bf16 autocas
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import gc
 import math
@@ -41,6 +40,7 @@ from .eval import clean_accuracy, robust_accuracy
 from .methods import fast_bat, get_method, resolve_hparams
 from .models import ARCHS, build_model
 from .reference_impl import fast_at_ga_reference, fast_bat_reference
+from .train import device_layout, pick_device, sync, training_autocast
 
 SECTIONS = ("methods", "reference", "pipeline", "eval")
 
@@ -110,7 +110,7 @@ PIPELINE_PADDING = 4
 
 def resolve(settings: Settings) -> tuple[Settings, torch.device]:
     """Fill the device's defaults in; refuse unknown names before anything is measured."""
-    device = _pick_device(settings.device)
+    device = pick_device(settings.device)
     if settings.arch not in ARCHS:
         raise SuiteError(f"unknown arch {settings.arch!r}; choose one of: {', '.join(ARCHS)}")
     if settings.dataset not in DATASETS:
@@ -130,17 +130,7 @@ def resolve(settings: Settings) -> tuple[Settings, torch.device]:
     return resolved, device
 
 
-def _pick_device(name: str) -> torch.device:
-    from .train import pick_device
-    return pick_device(name)
-
-
 # -- measuring ------------------------------------------------------------------------------
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
 
 def interleaved(fns: dict, reps: int, warmup: int, device: torch.device) -> dict[str, list[float]]:
     """Seconds of each call of ``fns[name]()``: ``warmup`` untimed rounds, then ``reps`` timed rounds.
@@ -215,19 +205,9 @@ def device_name(device: torch.device) -> str:
     return f"{cpu}, {threads} torch thread{'s' if threads > 1 else ''}"
 
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-
-
-def _to_device_layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
-
-
 def _model(arch: str, info, device: torch.device):
-    model = build_model(arch, info.in_channels, info.num_classes, info.mean, info.std).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = device_layout(build_model(arch, info.in_channels, info.num_classes, info.mean, info.std).to(device),
+                          device)
     # lr 0: the timed iterations do all the optimizer's arithmetic but leave the weights alone
     return model, torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=5e-4)
 
@@ -238,14 +218,14 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
     """The ``methods`` and ``reference`` sections, timed in one interleaved loop."""
     info = DATASETS[s.dataset]
     model, optimizer = _model(s.arch, info, device)
-    x = _to_device_layout(torch.rand(s.batch_size, info.in_channels, info.image_size, info.image_size), device)
+    x = device_layout(torch.rand(s.batch_size, info.in_channels, info.image_size, info.image_size).to(device), device)
     y = torch.randint(0, info.num_classes, (s.batch_size,), device=device)
     eps = s.eps / 255
 
     def iteration(step, **hparams):
         def run():
             optimizer.zero_grad(set_to_none=True)
-            with _autocast(device):
+            with training_autocast(device):
                 step(model, x, y, eps, **hparams)
             optimizer.step()
         return run
@@ -355,10 +335,10 @@ def bench_pipeline(s: Settings, device: torch.device) -> dict:
     def epoch(loader, train: bool):
         def run():
             for xb, yb in loader:
-                xb, yb = _to_device_layout(xb, device), yb.to(device, non_blocking=True)
+                xb, yb = device_layout(xb.to(device, non_blocking=True), device), yb.to(device, non_blocking=True)
                 if train:
                     optimizer.zero_grad(set_to_none=True)
-                    with _autocast(device):
+                    with training_autocast(device):
                         standard(model, xb, yb, s.eps / 255)
                     optimizer.step()
         return run

@@ -109,6 +109,26 @@ class RunData:
                    as_float(test[0]), test[1].to(device))
 
 
+def device_layout(tensor_or_model, device: torch.device):
+    """channels_last on CUDA (faster convolutions there), unchanged elsewhere."""
+    if device.type != "cuda":
+        return tensor_or_model
+    if isinstance(tensor_or_model, torch.Tensor):
+        return tensor_or_model.contiguous(memory_format=torch.channels_last)
+    return tensor_or_model.to(memory_format=torch.channels_last)
+
+
+def training_autocast(device: torch.device):
+    """bf16 autocast for the training step on CUDA; full precision elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (for honest wall-clock timing)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def lr_factor(schedule: str, epochs: int, iters_per_epoch: int):
     """Per-iteration multiplier of the peak learning rate (for LambdaLR)."""
     def factor(step: int) -> float:
@@ -132,7 +152,7 @@ class Trainer:
         self.cuda = device.type == "cuda"
         if self.cuda:
             torch.backends.cudnn.benchmark = True
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = device_layout(self.model, device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         self.iters_per_epoch = math.ceil(len(data.train_x) / config.batch_size)
@@ -227,14 +247,13 @@ class Trainer:
         total_loss = torch.zeros((), device=self.device)
         total_correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
-        self.sync()
+        sync(self.device)
         start = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not self.options.progress)
         for i, (x, y) in enumerate(bar):
-            if self.cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = device_layout(x, self.device)
             self.optimizer.zero_grad(set_to_none=True)
-            with self.autocast():
+            with training_autocast(self.device):
                 loss, logits = self.method.step(self.model, x, y, self.eps, **config.hparams)
             self.optimizer.step()
             self.scheduler.step()
@@ -243,7 +262,7 @@ class Trainer:
             seen += len(y)
             if self.options.progress and i % PROGRESS_EVERY == 0:
                 bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{100 * total_correct.item() / seen:.1f}")
-        self.sync()
+        sync(self.device)
         seconds = time.perf_counter() - start
         train_loss, train_acc = total_loss.item() / seen, 100.0 * total_correct.item() / seen
         if not math.isfinite(train_loss):
@@ -294,19 +313,12 @@ class Trainer:
         return result
 
     # -- helpers ---------------------------------------------------------------------------
-    def autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
-
     def eval_rng(self):
         """Evaluation draws its random starts from a fixed seed, independent of training."""
         stack = contextlib.ExitStack()
         stack.enter_context(torch.random.fork_rng(devices=[self.device] if self.cuda else []))
         torch.manual_seed(self.config.seed + 7919)
         return stack
-
-    def sync(self):
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
 
 
 def code_version() -> str:
