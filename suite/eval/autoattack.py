@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-import torch
+from .clean import clean_accuracy
 
 
 def autoattack_accuracy(model, x, y, eps: float, *, version: str = "standard", attacks: list[str] | None = None,
@@ -21,8 +21,5 @@ def autoattack_accuracy(model, x, y, eps: float, *, version: str = "standard", a
     adversary = AutoAttack(model, eps=eps, norm="Linf", version=version, attacks=attacks,
                            device=x.device, seed=seed)
     x_adv, _ = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
-    with torch.no_grad():
-        correct = sum(int((model(x_adv[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-                      for i in range(0, len(x), batch_size))
     model.train(was_training)
-    return 100.0 * correct / len(x)
+    return clean_accuracy(model, x_adv, y, batch_size=batch_size)    # accuracy on the adversarial points
