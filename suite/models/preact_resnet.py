@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from suite.models.layers import Conv2d
+
 
 class PreActBlock(nn.Module):
     """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 + shortcut."""
@@ -21,12 +23,12 @@ class PreActBlock(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.conv2 = Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         if stride != 1 or in_planes != planes * self.expansion:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, planes * self.expansion, 1, stride=stride, bias=False)
+                Conv2d(in_planes, planes * self.expansion, 1, stride=stride, bias=False)
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -41,7 +43,7 @@ class PreActResNet(nn.Module):
     def __init__(self, block, num_blocks, in_channels: int = 3, num_classes: int = 10):
         super().__init__()
         self.in_planes = 64
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        self.conv1 = Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
         self.layer1 = self._make_layer(block, 64, num_blocks[0], 1)
         self.layer2 = self._make_layer(block, 128, num_blocks[1], 2)
         self.layer3 = self._make_layer(block, 256, num_blocks[2], 2)

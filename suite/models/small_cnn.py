@@ -10,15 +10,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from suite.models.layers import Conv2d
+
 
 class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, hidden: int = 128):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1),
+            Conv2d(in_channels, 32, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
+            Conv2d(32, 64, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.AdaptiveAvgPool2d(4),

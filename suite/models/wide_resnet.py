@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from suite.models.layers import Conv2d
+
 
 class WideBasicBlock(nn.Module):
     """Pre-activation block: BN-ReLU-conv3x3-(dropout)-BN-ReLU-conv3x3 + shortcut."""
@@ -18,12 +20,12 @@ class WideBasicBlock(nn.Module):
     def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
-        self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_planes)
-        self.conv2 = nn.Conv2d(out_planes, out_planes, 3, stride=1, padding=1, bias=False)
+        self.conv2 = Conv2d(out_planes, out_planes, 3, stride=1, padding=1, bias=False)
         self.drop_rate = drop_rate
         self.equal_in_out = in_planes == out_planes and stride == 1
-        self.conv_shortcut = None if self.equal_in_out else nn.Conv2d(
+        self.conv_shortcut = None if self.equal_in_out else Conv2d(
             in_planes, out_planes, 1, stride=stride, bias=False
         )
 
@@ -44,7 +46,7 @@ class WideResNet(nn.Module):
             raise ValueError(f"WideResNet depth must be 6n+4, got {depth}")
         n = (depth - 4) // 6
         widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
-        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
+        self.conv1 = Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
         self.block1 = self._make_group(widths[0], widths[1], n, 1, drop_rate)
         self.block2 = self._make_group(widths[1], widths[2], n, 2, drop_rate)
         self.block3 = self._make_group(widths[2], widths[3], n, 2, drop_rate)
