@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attacks import input_grad, project
+from ..models.layers import second_order
 
 _COEFFICIENTS = Path(__file__).resolve().parent.parent / "reference" / "gradalign_coefficients.csv"
 
@@ -44,7 +45,8 @@ def step(model, x, y, eps, *, coef):
     grad_clean, _ = input_grad(model, x, y)
     delta = project(1.25 * eps * grad_clean.sign(), x, eps)
     eta = torch.empty_like(x).uniform_(-eps, eps)
-    grad_noisy, _ = input_grad(model, x + eta, y, create_graph=True)
+    with second_order():                                  # its graph is differentiated twice
+        grad_noisy, _ = input_grad(model, x + eta, y, create_graph=True)
     reg = coef * alignment_regularizer(grad_clean, grad_noisy)
     logits = model(x + delta)
     loss = F.cross_entropy(logits, y)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ..attacks import input_grad, project, uniform_init
 from ..errors import SuiteError
+from ..models.layers import second_order
 
 BOX_MARGIN = 1e-7
 IMPLICIT_MODES = ("exact", "finite_diff")
@@ -65,7 +66,8 @@ def implicit_step(model, x, y, z, eps, *, a, lmbda, implicit="exact"):
     if implicit != "exact":
         raise SuiteError(f"fast_bat: implicit must be one of {', '.join(IMPLICIT_MODES)}, got {implicit!r}")
     z = z.detach().requires_grad_(True)
-    ce_z = F.cross_entropy(model(x + z), y, reduction="sum")
+    with second_order():                                                    # its graph is differentiated twice
+        ce_z = F.cross_entropy(model(x + z), y, reduction="sum")
     (g1,) = torch.autograd.grad(-ce_z, z, create_graph=True)              # step 3
     delta = project(z.detach() - a * g1.detach(), x, eps).requires_grad_(True)
     h = interior_mask(delta.detach(), x, eps)                               # step 4

@@ -10,14 +10,39 @@ CPU). A plain backward (no ``create_graph``) is the same single fused call torch
 like torch's own node, leaves out the gradients the pass does not reach (an attack's input
 gradient computes no weight gradient).
 
-It is a drop-in :class:`torch.nn.Conv2d` (same parameters, same state dict). Under autocast the
-inputs are cast to autocast's dtype before it, as autocast casts them for torch's convolution.
+Training-mode batch norm's double backward is, in torch, a generic routine of some thirty
+passes over the activations; :class:`BatchNorm2d` gives its backward a hand-derived one in about
+ten (:class:`_BatchNormBackward`). On a CPU, PreActResNet-18 at batch 32, the two cut Fast-BAT's
+double backward from about 630 to 440 ms.
+
+Both are drop-in replacements for the torch modules (same parameters, buffers and state dict).
+They build their own autograd nodes only inside :func:`second_order`, around the forward passes
+whose graph is differentiated twice; everywhere else (first-order training, attacks,
+evaluation, ``torch.compile``) they are the torch modules, without the Python nodes' overhead.
+Under autocast a convolution's inputs are cast to autocast's dtype before it, as autocast casts
+them for torch's own.
 """
 from __future__ import annotations
+
+import contextlib
+import contextvars
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+_SECOND_ORDER = contextvars.ContextVar("second_order", default=False)
+
+
+@contextlib.contextmanager
+def second_order():
+    """Forward passes in here build graphs with the cheap double backward of these layers."""
+    token = _SECOND_ORDER.set(True)
+    try:
+        yield
+    finally:
+        _SECOND_ORDER.reset(token)
 
 
 class Conv2d(nn.Conv2d):
@@ -29,8 +54,7 @@ class Conv2d(nn.Conv2d):
 
 def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     """``F.conv2d`` with a double backward through the optimized kernels."""
-    tracked = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
-    if not tracked or torch.compiler.is_compiling():   # compiled graphs get torch's own backward
+    if not _custom_nodes(x, weight, bias):
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
     kind = x.device.type
     if torch.is_autocast_enabled(kind):   # cast as autocast does: outside, where autograd records the casts
@@ -67,6 +91,98 @@ class _Conv2d(torch.autograd.Function):
         if need_b:
             grad_b = grad_out.sum((0, 2, 3))
         return grad_x, grad_w, grad_b, None, None, None, None
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    def forward(self, input):
+        if not (self.training and self.affine and _custom_nodes(input, self.weight, self.bias)):
+            return super().forward(input)
+        self._check_input_dim(input)
+        factor = 0.0 if self.momentum is None else self.momentum     # as nn.BatchNorm2d does
+        if self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked)
+        running_mean, running_var = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
+        return _BatchNorm.apply(_graph_node(input), _graph_node(self.weight), _graph_node(self.bias),
+                                running_mean, running_var, factor, self.eps)
+
+
+class _BatchNorm(torch.autograd.Function):
+    """Training-mode batch norm: torch's kernels, and :class:`_BatchNormBackward` under create_graph."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps):
+        out, mean, invstd = torch.native_batch_norm(x, weight, bias, running_mean, running_var, True, momentum, eps)
+        ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.eps = eps
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight, mean, invstd = ctx.saved_tensors
+        need = _wanted(ctx, 3)
+        if torch.is_grad_enabled():
+            grads = _BatchNormBackward.apply(grad_out, x, weight, mean, invstd, ctx.eps)
+        else:
+            grads = torch.ops.aten.native_batch_norm_backward(grad_out, x, weight, None, None, mean, invstd,
+                                                              True, ctx.eps, list(need))
+        return (*(g if n else None for g, n in zip(grads, need)), None, None, None, None)
+
+
+class _BatchNormBackward(torch.autograd.Function):
+    """(grad_x, grad_weight, grad_bias) of training-mode batch norm, with a hand-derived backward.
+
+    Per channel, with s = invstd, xh = (x - mean) s, means over (N, H, W) and the projection
+    P(a) = a - mean(a) - xh mean(a xh): grad_x = weight s P(gy), grad_weight = sum(gy xh),
+    grad_bias = sum(gy). For upstream gradients (u, u_w, u_b) of these three outputs:
+
+        d gy     = weight s P(u) + u_w xh + u_b
+        d weight = s sum(u P(gy))
+        d x      = -weight s^2 (xh mean(u P(gy)) + P(u) mean(gy xh) + P(gy) mean(u xh)) + u_w s P(gy)
+
+    (x reaches xh through the batch's mean and invstd too; tests check all of it against
+    gradgradcheck.) About half the passes over the activations of torch's generic routine.
+    """
+
+    @staticmethod
+    def forward(ctx, grad_out, x, weight, mean, invstd, eps):
+        ctx.save_for_backward(grad_out, x, weight, mean, invstd)
+        return torch.ops.aten.native_batch_norm_backward(grad_out, x, weight, None, None, mean, invstd,
+                                                         True, eps, [True, True, True])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, u, u_w, u_b):
+        gy, x, weight, mean, invstd = ctx.saved_tensors
+        dtypes = (gy.dtype, x.dtype, weight.dtype)
+        dims, shape = (0, 2, 3), (1, -1, 1, 1)
+        f32 = torch.promote_types(x.dtype, torch.float32)
+        gy, x, u = gy.to(f32), x.to(f32), u.to(f32)
+        s, w = invstd.to(f32).view(shape), weight.to(f32).view(shape)
+        u_w, u_b = u_w.to(f32).view(shape), u_b.to(f32).view(shape)
+        xh = torch.addcmul(-mean.to(f32).view(shape) * s, x, s)        # (x - mean) s
+
+        def mean_of(a):
+            return a.mean(dims, keepdim=True)
+
+        # The formulas above, regrouped per channel into a few passes over the activations
+        # (it is memory-bound): d gy and d x are combinations of gy, u and xh.
+        u_mean, gy_mean, u_xh, gy_xh = mean_of(u), mean_of(gy), mean_of(u * xh), mean_of(gy * xh)
+        u_p_gy = mean_of(u * gy) - u_mean * gy_mean - u_xh * gy_xh            # mean(u P(gy))
+        ws, ws2 = w * s, w * s * s
+        d_gy = torch.addcmul(u_b - ws * u_mean + xh * (u_w - ws * u_xh), u, ws)
+        alpha = u_w * s - ws2 * u_xh                                            # d x = alpha P(gy) - ...
+        d_x = torch.addcmul(alpha * gy, u, -ws2 * gy_xh)
+        d_x += xh * (ws2 * (gy_xh * u_xh - u_p_gy) - alpha * gy_xh) + (ws2 * gy_xh * u_mean - alpha * gy_mean)
+        d_w = (s * u_p_gy).flatten() * (x.numel() // x.shape[1])
+        return d_gy.to(dtypes[0]), d_x.to(dtypes[1]), d_w.to(dtypes[2]), None, None, None
+
+
+def _custom_nodes(*tensors):
+    """Inside :func:`second_order`, recording autograd, not compiling (a compiled graph gets torch's nodes)."""
+    return (_SECOND_ORDER.get() and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+            and any(t is not None and t.requires_grad for t in tensors))
 
 
 def _wanted(ctx, n):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite.models.layers import Conv2d
+from suite.models.layers import BatchNorm2d, Conv2d
 
 
 class PreActBlock(nn.Module):
@@ -22,9 +22,9 @@ class PreActBlock(nn.Module):
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.bn1 = BatchNorm2d(in_planes)
         self.conv1 = Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = BatchNorm2d(planes)
         self.conv2 = Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         if stride != 1 or in_planes != planes * self.expansion:
             self.shortcut = nn.Sequential(
@@ -48,7 +48,7 @@ class PreActResNet(nn.Module):
         self.layer2 = self._make_layer(block, 128, num_blocks[1], 2)
         self.layer3 = self._make_layer(block, 256, num_blocks[2], 2)
         self.layer4 = self._make_layer(block, 512, num_blocks[3], 2)
-        self.bn = nn.BatchNorm2d(512 * block.expansion)
+        self.bn = BatchNorm2d(512 * block.expansion)
         self.linear = nn.Linear(512 * block.expansion, num_classes)
 
     def _make_layer(self, block, planes: int, num_blocks: int, stride: int) -> nn.Sequential:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite.models.layers import Conv2d
+from suite.models.layers import BatchNorm2d, Conv2d
 
 
 class WideBasicBlock(nn.Module):
@@ -19,9 +19,9 @@ class WideBasicBlock(nn.Module):
 
     def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.bn1 = BatchNorm2d(in_planes)
         self.conv1 = Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_planes)
+        self.bn2 = BatchNorm2d(out_planes)
         self.conv2 = Conv2d(out_planes, out_planes, 3, stride=1, padding=1, bias=False)
         self.drop_rate = drop_rate
         self.equal_in_out = in_planes == out_planes and stride == 1
@@ -50,7 +50,7 @@ class WideResNet(nn.Module):
         self.block1 = self._make_group(widths[0], widths[1], n, 1, drop_rate)
         self.block2 = self._make_group(widths[1], widths[2], n, 2, drop_rate)
         self.block3 = self._make_group(widths[2], widths[3], n, 2, drop_rate)
-        self.bn1 = nn.BatchNorm2d(widths[3])
+        self.bn1 = BatchNorm2d(widths[3])
         self.fc = nn.Linear(widths[3], num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
