@@ -107,6 +107,7 @@ class RunOptions:
     download: bool = True
     force: bool = False               # retrain a finished run from scratch
     progress: bool = True
+    compile: bool = False             # torch.compile the model (first-order steps and evaluation)
     wandb: str = field(default_factory=lambda: os.environ.get("SUITE_WANDB", "offline"))  # offline | online | disabled
     wandb_project: str = "fast-bat-suite"
     wandb_entity: str | None = None

@@ -26,7 +26,7 @@ from .data import DeviceLoader, load_splits
 from .errors import SuiteError
 from .eval import autoattack_accuracy, clean_accuracy, robust_accuracy
 from .eval.diagnostics import co_diagnostics
-from .methods import get_method
+from .methods import compilable, get_method
 from .models import build_model
 from .records import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl
 
@@ -153,6 +153,12 @@ class Trainer:
         if self.cuda:
             torch.backends.cudnn.benchmark = True
         self.model = device_layout(self.model, device)
+        # What runs the forward passes: compiled, it shares self.model's parameters and state dict.
+        self.net = torch.compile(self.model) if options.compile else self.model
+        self.step_net = self.net if compilable(config.method, config.hparams) else self.model
+        if options.compile and self.step_net is self.model:
+            print(f"{run.run_id}: {config.method} trains uncompiled (torch.compile has no double backward); "
+                  "evaluation is compiled", flush=True)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         self.iters_per_epoch = math.ceil(len(data.train_x) / config.batch_size)
@@ -179,6 +185,7 @@ class Trainer:
         write_jsonl(run.metrics, history)
         record = {**self.identity(), "status": "running", "error": None, "wandb_id": previous.get("wandb_id"),
                   "started": previous.get("started") or now(), "device": str(self.device),
+                  "compiled": self.options.compile,
                   "epochs_done": len(history), "protocol": self.protocol()}
         try:
             for callback in callbacks:
@@ -242,7 +249,7 @@ class Trainer:
         loader = DeviceLoader(self.data.train_x, self.data.train_y, config.batch_size, shuffle=True,
                               crop_padding=info.crop_padding, flip=info.flip, device=self.device,
                               generator=torch.Generator().manual_seed(epoch_seed))
-        self.model.train()
+        self.net.train()
         # Running totals stay on the device: reading them every iteration would sync CUDA each step.
         total_loss = torch.zeros((), device=self.device)
         total_correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -254,7 +261,7 @@ class Trainer:
             x = device_layout(x, self.device)
             self.optimizer.zero_grad(set_to_none=True)
             with training_autocast(self.device):
-                loss, logits = self.method.step(self.model, x, y, self.eps, **config.hparams)
+                loss, logits = self.method.step(self.step_net, x, y, self.eps, **config.hparams)
             self.optimizer.step()
             self.scheduler.step()
             total_loss += loss.float() * len(y)
@@ -273,12 +280,12 @@ class Trainer:
     def validate(self) -> dict:
         c, d = self.config, self.data
         with self.eval_rng():
-            row = {"val_clean_acc": clean_accuracy(self.model, d.val_x, d.val_y, batch_size=self.eval_batch),
-                   "val_robust_acc": robust_accuracy(self.model, d.val_x, d.val_y, self.eps, c.val_pgd_steps,
+            row = {"val_clean_acc": clean_accuracy(self.net, d.val_x, d.val_y, batch_size=self.eval_batch),
+                   "val_robust_acc": robust_accuracy(self.net, d.val_x, d.val_y, self.eps, c.val_pgd_steps,
                                                      c.val_pgd_restarts, batch_size=self.eval_batch)}
             if c.co_points:
                 x = d.train_x[:c.co_points].float().div(255)
-                row.update(co_diagnostics(self.model, x, d.train_y[:c.co_points], self.eps, c.val_pgd_steps))
+                row.update(co_diagnostics(self.net, x, d.train_y[:c.co_points], self.eps, c.val_pgd_steps))
         return row
 
     def report_epoch(self, row: dict) -> None:
@@ -303,12 +310,12 @@ class Trainer:
     def evaluate_test(self) -> dict:
         c, d = self.config, self.data
         with self.eval_rng():
-            result = {"sa": clean_accuracy(self.model, d.test_x, d.test_y, batch_size=self.eval_batch),
-                      "ra_pgd": robust_accuracy(self.model, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
+            result = {"sa": clean_accuracy(self.net, d.test_x, d.test_y, batch_size=self.eval_batch),
+                      "ra_pgd": robust_accuracy(self.net, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
                                                 batch_size=self.eval_batch),
                       "ra_aa": None}
             if c.aa_points:
-                result["ra_aa"] = autoattack_accuracy(self.model, d.test_x[:c.aa_points], d.test_y[:c.aa_points],
+                result["ra_aa"] = autoattack_accuracy(self.net, d.test_x[:c.aa_points], d.test_y[:c.aa_points],
                                                       self.eps, seed=c.seed, batch_size=self.eval_batch)
         return result
 

@@ -234,3 +234,16 @@ def test_no_graph_survives_the_training_iterations(method, overrides):
     assert tracker.packed > 0
     assert all(t.grad_fn is None for pair in results for t in pair)
     assert tracker.alive() == 0
+
+
+def test_bench_compile_times_the_steps_torch_compile_can_run():
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["bench", "--quick", "--arch", "small_cnn", "--only", "methods", "--compile", "--json"]) == 0
+    c = json.loads(out.getvalue())["compiled"]
+    assert set(c["seconds"]) == set(c["speedup"]) == {"standard", "fast_at", "pgd2", "pgd10", "fast_bat_fd"}
+    assert c["not_compilable"] == ["fast_at_ga", "fast_bat"]      # a double backward
+    assert all(_positive_finite(v) for v in [*c["seconds"].values(), *c["speedup"].values()])

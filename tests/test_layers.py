@@ -185,3 +185,32 @@ def test_second_order_methods_differentiate_twice_through_these_layers(method, m
     x, y = torch.rand(4, 3, 16, 16), torch.randint(0, 10, (4,))
     get_method(method).step(model, x, y, 8 / 255, **resolve_hparams(method, 8))
     assert len(calls) == sum(isinstance(m, BatchNorm2d) for m in model.modules())
+
+
+@pytest.mark.parametrize("method", ["fast_bat", "fast_at_ga"])
+@pytest.mark.parametrize("dtype,layout", [(torch.float64, torch.contiguous_format),
+                                          (torch.float32, torch.channels_last)])
+def test_second_order_methods_give_torchs_gradients_on_a_batch_norm_network(method, dtype, layout, monkeypatch):
+    import contextlib
+
+    from suite.methods import get_method, resolve_hparams
+    from suite.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("preact_resnet18", 3, 10, [0.5] * 3, [0.25] * 3).to(dtype).to(memory_format=layout)
+    x = torch.rand(6, 3, 16, 16, dtype=dtype).contiguous(memory_format=layout)
+    y = torch.randint(0, 10, (6,))
+    hparams = resolve_hparams(method, 8)
+
+    def gradients():
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(1)
+        get_method(method).step(model, x, y, 8 / 255, **hparams)
+        return [p.grad.clone() for p in model.parameters()]
+
+    ours = gradients()
+    monkeypatch.setattr(f"suite.methods.{method}.second_order", contextlib.nullcontext)   # torch's own nodes
+    torchs = gradients()
+    tol = dict(rtol=1e-9, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-3, atol=1e-5)
+    for a, b in zip(ours, torchs, strict=True):
+        torch.testing.assert_close(a, b, **tol)

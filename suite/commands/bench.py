@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="where Fashion-MNIST is (default ./data)")
     parser.add_argument("--threads", type=int,
                         help="torch CPU threads (default torch's; on a busy shared machine 1 is often faster)")
+    parser.add_argument("--compile", action="store_true",
+                        help="methods: also time each step that torch.compile can run (compiled in the warm-up)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print every figure as JSON instead of the table")
     parser.set_defaults(func=main)
@@ -50,7 +52,7 @@ def main(args) -> int:
                         data_dir=args.data_dir, eval_points=args.eval_points, eval_steps=args.eval_steps,
                         eval_restarts=args.eval_restarts,
                         eval_reps=args.eval_reps, eval_train_iters=args.eval_train_iters, seed=args.seed,
-                        threads=args.threads)
+                        threads=args.threads, compile=args.compile)
     result = run_bench(settings)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0

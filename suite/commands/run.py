@@ -52,6 +52,10 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-download", action="store_true", help="never try to download a data set")
     g.add_argument("--force", action="store_true", help="train again even if the run finished")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the model for evaluation and first-order training steps (Fast-BAT's "
+                        "exact term and GradAlign train uncompiled: no double backward); measure first with "
+                        "suite bench --compile")
     g.add_argument("--wandb", choices=["offline", "online", "disabled"], default=None,
                    help="Weights & Biases mode (default offline; $SUITE_WANDB overrides the default)")
     g.add_argument("--wandb-project", default="fast-bat-suite")
@@ -75,6 +79,7 @@ def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) ->
 def options_from_args(args: argparse.Namespace) -> RunOptions:
     options = RunOptions(results_dir=args.results_dir, data_dir=args.data_dir, device=args.device,
                          download=not args.no_download, force=args.force, progress=not args.quiet,
+                         compile=args.compile,
                          wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
                          wandb_group=args.wandb_group)
     if args.wandb:

@@ -6,6 +6,8 @@ A method module provides
   given in /255, every one overridable from the command line or a sweep spec (None: derived
   by the method from the others);
 * optionally ``validate(hparams)``: raise SuiteError for values it cannot use;
+* optionally ``compilable(hparams) -> bool``: False where its step cannot run through
+  ``torch.compile`` (a double backward); default True;
 * ``step(model, x, y, eps, **hparams) -> (loss, logits)``: accumulate the parameter gradients
   of one batch (``eps`` in pixel units, x in [0, 1]); the training loop owns the optimizer step.
 
@@ -48,3 +50,8 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
     getattr(get_method(name), "validate", lambda hp: None)(hparams)
     return hparams
 
+
+
+def compilable(name: str, hparams: dict) -> bool:
+    """Whether ``torch.compile`` can run the method's step with these hyperparameters."""
+    return getattr(get_method(name), "compilable", lambda hp: True)(hparams)
