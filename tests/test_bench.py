@@ -220,8 +220,12 @@ def test_the_tracker_sees_a_graph_kept_alive():
 
 @pytest.mark.parametrize("method,overrides", [("fast_bat", {}), ("fast_bat", {"implicit": "finite_diff"}),
                                               ("fast_at_ga", {})])
-def test_no_graph_survives_the_training_iterations(method, overrides):
+@pytest.mark.parametrize("arch", ["small_cnn", "preact_resnet18"])    # with batch norm's own double backward
+def test_no_graph_survives_the_training_iterations(method, overrides, arch):
     model, x, y, _ = _setup(torch.float32)
+    if arch != "small_cnn":
+        model = build_model(arch, 1, 10, (0.5,), (0.25,))
+        x = x[:, :, :16, :16]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     hp = resolve_hparams(method, 8, overrides)
     tracker = SavedTensorTracker()
