@@ -152,6 +152,28 @@ class RunDir:
             os.replace(self.last, self.last_prev)
         save_checkpoint(self.last, state)
 
+    def repair_best(self, state: dict) -> None:
+        """Make ``best.pt`` hold the best epoch the resume ``state`` names.
+
+        The loop writes ``last.pt`` before ``best.pt``: a run killed between the two has a
+        ``last.pt`` whose epoch is its best, and an older (or no) ``best.pt``; that epoch's
+        model is in ``state``. Any other mismatch cannot be repaired and is reported.
+        """
+        epoch = state["best"]["epoch"]
+        if epoch is None:
+            return
+        try:
+            if load_checkpoint(self.best)["epoch"] == epoch:
+                return
+        except (FileNotFoundError, SuiteError):
+            pass
+        if epoch == state["epoch"]:
+            save_checkpoint(self.best, {"model": state["model"], "epoch": epoch})
+        else:
+            print(f"warning: {self.best} does not hold the best epoch ({epoch + 1}) and cannot be rebuilt; "
+                  f"the early-stopped model's evaluation will use what it holds, or rerun with --force",
+                  flush=True)
+
     def load_resume_state(self, map_location="cpu") -> dict | None:
         """The newest readable resume checkpoint, or None when there is none.
 

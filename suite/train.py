@@ -181,6 +181,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
             history, best = state["history"], state["best"]
             start_epoch = state["epoch"] + 1
+            run.repair_best(state)
             print(f"{run.run_id}: resuming after epoch {start_epoch} of {config.epochs}", flush=True)
         write_jsonl(run.metrics, history)
         record = {**self.identity(), "status": "running", "error": None, "wandb_id": previous.get("wandb_id"),
@@ -195,12 +196,15 @@ class Trainer:
                 row = self.train_epoch(epoch)
                 row.update(self.validate())
                 history.append(row)
-                if row["val_robust_acc"] > best["val_robust_acc"]:
+                improved = row["val_robust_acc"] > best["val_robust_acc"]
+                if improved:
                     best = {"epoch": epoch, "val_robust_acc": row["val_robust_acc"]}
-                    save_checkpoint(run.best, {"model": self.model.state_dict(), "epoch": epoch})
-                run.save_last({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                               "scheduler": self.scheduler.state_dict(), "epoch": epoch,
-                               "history": history, "best": best})
+                checkpoint = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                              "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": history,
+                              "best": best}
+                run.save_last(checkpoint)    # first: a kill before best.pt is written is repaired from it
+                if improved:
+                    save_checkpoint(run.best, {"model": checkpoint["model"], "epoch": epoch})
                 write_jsonl(run.metrics, history)
                 record["epochs_done"] = len(history)
                 write_json(run.summary, record)

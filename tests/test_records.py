@@ -279,6 +279,36 @@ def test_failing_run_is_recorded_and_resumes(finished_tiny_run, tiny_config, tin
     assert_same_results(summary, finished)
 
 
+def test_a_kill_between_the_last_and_the_best_checkpoint_is_repaired(finished_tiny_run, tiny_config, tiny_options,
+                                                                     monkeypatch):
+    import suite.train
+
+    real = suite.train.save_checkpoint
+    _, results, finished = finished_tiny_run
+    best_epoch = finished["best_epoch"] - 1                 # the last improvement: nothing later rewrites best.pt
+
+    def killed_before_best(path, state):
+        if path.name == "best.pt" and state["epoch"] == best_epoch:
+            raise KeyboardInterrupt                         # its last.pt is written, its best.pt is not
+        real(path, state)
+
+    monkeypatch.setattr(suite.train, "save_checkpoint", killed_before_best)
+    with pytest.raises(KeyboardInterrupt):
+        execute(tiny_config, tiny_options)
+    run = RunDir(tiny_options.results_dir, tiny_config.resolved().run_id)
+    assert load_checkpoint(run.last)["epoch"] == best_epoch
+    assert not run.best.exists() or load_checkpoint(run.best)["epoch"] != best_epoch
+    monkeypatch.setattr(suite.train, "save_checkpoint", real)
+
+    summary = execute(tiny_config, tiny_options)
+    assert_same_results(summary, finished)
+    best = load_checkpoint(run.best)
+    assert best["epoch"] + 1 == summary["best_epoch"]
+    want = load_checkpoint(RunDir(results, run.run_id).best)
+    for name, tensor in want["model"].items():
+        torch.testing.assert_close(best["model"][name], tensor, rtol=1e-5, atol=1e-6)
+
+
 def test_pruned_run_is_recorded(tiny_config, tiny_options):
     callback = RaiseAt(0, RunPruned("hopeless at epoch 1"))
     summary = execute(tiny_config, tiny_options, [callback])
