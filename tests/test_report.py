@@ -128,6 +128,17 @@ def test_co_does_not_flag_smooth_slow_or_whole_model_collapses():
     assert co_verdict([]).flagged is None
 
 
+def test_standard_training_is_not_judged_for_co(tmp_path):
+    write_run(tmp_path, "standard", 32.0, 0, 0.0, history=collapse_history(at=4))
+    write_run(tmp_path, "fast_at", 32.0, 0, 0.0, history=collapse_history(at=4))
+    runs = load_local(tmp_path).runs.set_index("method")
+    assert pd.isna(runs.loc["standard", "co"]) and bool(runs.loc["fast_at", "co"])
+    shown = tables.display_runs(load_local(tmp_path).runs).set_index("method")["co"]
+    assert shown.to_dict() == {tables.method_label("standard"): "n/a", tables.method_label("fast_at"): "CO"}
+    summary = tables.display_summary(tables.summary_table(load_local(tmp_path).runs))
+    assert sorted(summary["CO runs"]) == ["1/1", "n/a"]
+
+
 # -- tables ----------------------------------------------------------------------------------
 
 def test_summary_table_has_means_sample_stds_and_counts(results):

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 RELATIVE_FLOOR = 0.5    # robust accuracy falls below this fraction of its best so far ...
 MIN_DROP = 10.0         # ... and by at least this many points since the previous epoch ...
 CLEAN_TOLERANCE = 10.0  # ... while clean accuracy stays within this many points of its value at that best epoch
+NOT_JUDGED = frozenset({"standard"})   # no adversarial training: no robustness to lose
 
 CO_RULE = (
     f"A run is flagged for catastrophic overfitting (CO) at the first epoch e whose validation PGD accuracy is "
     f"below {RELATIVE_FLOOR:.0%} of the best of the earlier epochs, after a drop of at least {MIN_DROP:g} points "
     f"(absolute) from epoch e-1 to e, while validation clean accuracy at e is no more than {CLEAN_TOLERANCE:g} "
     f"points below its value at that best epoch. A sudden collapse of robustness alone counts; a slow decline or a "
-    f"run that collapses altogether does not. Runs without per-epoch records get no verdict ('?')."
+    f"run that collapses altogether does not. Standard training (no attack) is not judged ('n/a'): the robustness it "
+    f"has early on is incidental. Runs without per-epoch records get no verdict ('?')."
 )
 
 

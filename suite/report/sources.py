@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..errors import SuiteError
 from ..records import RunDir, filter_runs, read_json, read_jsonl, runs_dataframe
-from .co import co_verdict
+from .co import NOT_JUDGED, co_verdict
 
 
 
@@ -32,8 +32,8 @@ class RunSet:
 def finalize(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], source: str) -> RunSet:
     """Add the CO verdict columns and order the rows; shared by every source."""
     runs = runs.copy()
-    verdicts = [co_verdict(histories[r].to_dict("records")) if r in histories else co_verdict([])
-                for r in runs["run_id"]]
+    verdicts = [co_verdict(histories[r].to_dict("records")) if r in histories and m not in NOT_JUDGED
+                else co_verdict([]) for r, m in zip(runs["run_id"], runs["method"])]
     runs["co"] = pd.array([v.flagged for v in verdicts], dtype="boolean")
     runs["co_epoch"] = pd.array([v.epoch for v in verdicts], dtype="Int64")
     runs["eps"] = runs["eps"].astype(float)

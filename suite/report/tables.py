@@ -10,6 +10,8 @@ from importlib import resources
 
 import pandas as pd
 
+from .co import NOT_JUDGED
+
 METRICS = {"sa": "SA", "ra_pgd": "RA-PGD", "ra_aa": "RA-AA"}
 MODELS = {"": "early-stopped", "last_": "last epoch"}
 METHOD_ORDER = ["standard", "pgd", "fast_at", "fast_at_ga", "fast_bat"]
@@ -183,7 +185,8 @@ def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
             out[f"{label} (%), {model}"] = [fmt_pm(m, s) for m, s in
                                             zip(summary[f"{prefix}{metric}_mean"], summary[f"{prefix}{metric}_std"])]
     out["s/epoch"] = [fmt_pm(m, s, 1) for m, s in zip(summary["epoch_seconds_mean"], summary["epoch_seconds_std"])]
-    out["CO runs"] = [f"{c}/{j}" for c, j in zip(summary["co_runs"], summary["co_judged"])]
+    out["CO runs"] = ["n/a" if m in NOT_JUDGED else f"{c}/{j}"
+                      for c, j, m in zip(summary["co_runs"], summary["co_judged"], summary["method"])]
     return out
 
 
@@ -214,6 +217,7 @@ def display_runs(table: pd.DataFrame) -> pd.DataFrame:
     for column in ("sa", "ra_pgd", "ra_aa", "last_sa", "last_ra_pgd", "last_ra_aa"):
         out[column] = [fmt(v) for v in table[column]]
     out["best epoch"] = [fmt(v, 0) for v in table["best_epoch"]]
-    out["co"] = ["?" if pd.isna(v) else ("CO" if v else "no") for v in table["co"]]
+    out["co"] = ["n/a" if m in NOT_JUDGED else "?" if pd.isna(v) else ("CO" if v else "no")
+                 for v, m in zip(table["co"], table["method"])]
     out["co epoch"] = [fmt(v, 0) for v in table["co_epoch"]]
     return out
