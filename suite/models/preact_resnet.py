@@ -15,6 +15,15 @@ from torch import nn
 from suite.models.layers import BatchNorm2d, Conv2d
 
 
+def make_stage(block, in_planes: int, planes: int, num_blocks: int, stride: int) -> tuple[nn.Sequential, int]:
+    """``num_blocks`` blocks, the first with ``stride``; returns the stage and its output width."""
+    blocks = []
+    for s in [stride] + [1] * (num_blocks - 1):
+        blocks.append(block(in_planes, planes, s))
+        in_planes = planes * block.expansion
+    return nn.Sequential(*blocks), in_planes
+
+
 class PreActBlock(nn.Module):
     """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 + shortcut."""
 
@@ -42,21 +51,14 @@ class PreActBlock(nn.Module):
 class PreActResNet(nn.Module):
     def __init__(self, block, num_blocks, in_channels: int = 3, num_classes: int = 10):
         super().__init__()
-        self.in_planes = 64
+        width = 64
         self.conv1 = Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
-        self.layer1 = self._make_layer(block, 64, num_blocks[0], 1)
-        self.layer2 = self._make_layer(block, 128, num_blocks[1], 2)
-        self.layer3 = self._make_layer(block, 256, num_blocks[2], 2)
-        self.layer4 = self._make_layer(block, 512, num_blocks[3], 2)
+        self.layer1, width = make_stage(block, width, 64, num_blocks[0], 1)
+        self.layer2, width = make_stage(block, width, 128, num_blocks[1], 2)
+        self.layer3, width = make_stage(block, width, 256, num_blocks[2], 2)
+        self.layer4, width = make_stage(block, width, 512, num_blocks[3], 2)
         self.bn = BatchNorm2d(512 * block.expansion)
         self.linear = nn.Linear(512 * block.expansion, num_classes)
-
-    def _make_layer(self, block, planes: int, num_blocks: int, stride: int) -> nn.Sequential:
-        layers = []
-        for s in [stride] + [1] * (num_blocks - 1):
-            layers.append(block(self.in_planes, planes, s))
-            self.in_planes = planes * block.expansion
-        return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from suite.models.layers import BatchNorm2d, Conv2d
+from suite.models.preact_resnet import make_stage
 
 
 def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module:
@@ -63,21 +64,14 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     def __init__(self, block, num_blocks, in_channels: int = 3, num_classes: int = 10):
         super().__init__()
-        self.in_planes = 64
+        width = 64
         self.conv1 = Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
         self.bn1 = BatchNorm2d(64)
-        self.layer1 = self._make_layer(block, 64, num_blocks[0], 1)
-        self.layer2 = self._make_layer(block, 128, num_blocks[1], 2)
-        self.layer3 = self._make_layer(block, 256, num_blocks[2], 2)
-        self.layer4 = self._make_layer(block, 512, num_blocks[3], 2)
+        self.layer1, width = make_stage(block, width, 64, num_blocks[0], 1)
+        self.layer2, width = make_stage(block, width, 128, num_blocks[1], 2)
+        self.layer3, width = make_stage(block, width, 256, num_blocks[2], 2)
+        self.layer4, width = make_stage(block, width, 512, num_blocks[3], 2)
         self.linear = nn.Linear(512 * block.expansion, num_classes)
-
-    def _make_layer(self, block, planes: int, num_blocks: int, stride: int) -> nn.Sequential:
-        layers = []
-        for s in [stride] + [1] * (num_blocks - 1):
-            layers.append(block(self.in_planes, planes, s))
-            self.in_planes = planes * block.expansion
-        return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
