@@ -1,9 +1,12 @@
 """Tests for suite.models: shapes, normalization wrapper, errors, double backward."""
+import contextlib
+
 import pytest
 import torch
 
 from suite.errors import SuiteError
 from suite.models import ARCHS, build_model
+from suite.models.layers import second_order
 from suite.models.normalize import Normalized
 
 EXPECTED_ARCHS = {"preact_resnet18", "wrn16_8", "resnet18", "resnet50", "small_cnn"}
@@ -99,3 +102,23 @@ def test_preact_resnet18_param_count():
 def test_small_cnn_is_small():
     n = _n_params(ARCHS["small_cnn"](1, 10))
     assert 100_000 <= n <= 200_000
+
+
+@pytest.mark.parametrize("arch", sorted(EXPECTED_ARCHS))
+def test_every_arch_gives_torchs_second_derivatives_through_the_suites_layers(arch):
+    torch.manual_seed(0)
+    model = build_model(arch, 3, 10, [0.5] * 3, [0.25] * 3).double().train()
+    x, v = torch.rand(4, 3, 16, 16, dtype=torch.float64), torch.randn(4, 3, 16, 16, dtype=torch.float64)
+    y = torch.tensor([1, 3, 5, 7])
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def mixed_second_derivative(context):
+        xg = x.clone().requires_grad_(True)
+        with context:
+            loss = torch.nn.functional.cross_entropy(model(xg), y)
+        (gx,) = torch.autograd.grad(loss, xg, create_graph=True)
+        return torch.autograd.grad((gx * v).sum(), params)
+
+    for ours, torchs in zip(mixed_second_derivative(second_order()), mixed_second_derivative(contextlib.nullcontext()),
+                            strict=True):
+        torch.testing.assert_close(ours, torchs, rtol=1e-8, atol=1e-10)
