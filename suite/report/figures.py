@@ -35,8 +35,9 @@ def _methods(frame: pd.DataFrame) -> list[str]:
     return sorted(set(frame["method"]), key=lambda m: (method_rank(m), m))
 
 
-def _settings(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    return list(dict.fromkeys(zip(frame["dataset"], frame["arch"])))
+def by_setting(frame: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """``((dataset, arch), rows)`` of each setting in ``frame``, in order of first appearance."""
+    return list(frame.groupby(["dataset", "arch"], sort=False))
 
 
 def _panels(n: int, per_panel: int = 1, width: float = 4.2, height: float = 3.2):
@@ -74,10 +75,9 @@ def robust_vs_eps(summary: pd.DataFrame) -> Figure | None:
     summary = summary[summary["variant"] == ""].dropna(subset=["ra_pgd_mean"])
     if summary.empty:
         return None
-    settings = _settings(summary)
+    settings = by_setting(summary)
     fig, axes = _panels(len(settings))
-    for ax, (dataset, arch) in zip(axes, settings):
-        cell = summary[(summary["dataset"] == dataset) & (summary["arch"] == arch)]
+    for ax, ((dataset, arch), cell) in zip(axes, settings):
         for method, line in cell.groupby("method", sort=False):
             line = line.sort_values("eps")
             ax.plot(line["eps"], line["ra_pgd_mean"], "-o", color=color(method), label=method_label(method))
@@ -99,10 +99,9 @@ def epoch_curves(runs: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> Figu
     runs = runs[runs["run_id"].isin(list(histories))]
     if runs.empty:
         return None
-    settings = _settings(runs)
+    settings = by_setting(runs)
     fig, axes = _panels(len(settings), per_panel=2)
-    for i, (dataset, arch) in enumerate(settings):
-        cell = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch)]
+    for i, ((dataset, arch), cell) in enumerate(settings):
         eps = cell["eps"].max()
         cell = cell[cell["eps"] == eps]
         robust_ax, clean_ax = axes[2 * i], axes[2 * i + 1]
@@ -133,10 +132,9 @@ def clean_vs_robust(runs: pd.DataFrame) -> Figure | None:
     runs = runs[runs["status"] == "finished"].dropna(subset=["sa", "ra_pgd"])
     if runs.empty:
         return None
-    settings = _settings(runs)
+    settings = by_setting(runs)
     fig, axes = _panels(len(settings))
-    for ax, (dataset, arch) in zip(axes, settings):
-        cell = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch)]
+    for ax, ((dataset, arch), cell) in zip(axes, settings):
         markers = dict(zip(sorted(set(cell["eps"])), EPS_MARKERS * len(cell)))
         for method in _methods(cell):
             for eps, marker in markers.items():
@@ -189,10 +187,9 @@ def training_cost(cost: pd.DataFrame) -> Figure | None:
     cost = cost.dropna(subset=["seconds_mean"])
     if cost.empty:
         return None
-    settings = _settings(cost)
+    settings = by_setting(cost)
     fig, axes = _panels(len(settings))
-    for ax, (dataset, arch) in zip(axes, settings):
-        cell = cost[(cost["dataset"] == dataset) & (cost["arch"] == arch)]
+    for ax, ((dataset, arch), cell) in zip(axes, settings):
         x = np.arange(len(cell))
         bars = ax.bar(x, cell["seconds_mean"], yerr=cell["seconds_std"].fillna(0), capsize=3,
                       color=[color(m) for m in cell["method"]])

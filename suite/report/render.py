@@ -69,11 +69,10 @@ def _blocks(runset, summary, comparison, cost, run_table, figures, title, select
     blocks.append(("h2", "Results"))
     if summary.empty:
         blocks.append(("p", "No finished runs are selected."))
-    for dataset, arch in figs._settings(summary):
-        cell = (summary["dataset"] == dataset) & (summary["arch"] == arch)
+    for (dataset, arch), cell in figs.by_setting(summary):
         setting_runs = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch) & (runs["status"] == "finished")]
         blocks += [("h3", f"{dataset}, {arch}"), ("kv", tables.protocol_notes(setting_runs)),
-                   ("table", tables.display_summary(summary[cell]))]
+                   ("table", tables.display_summary(cell))]
     if not comparison.empty:
         setting = tables.PAPER_SETTING
         ours = runs[(runs["dataset"] == setting["dataset"]) & (runs["arch"] == setting["arch"])
