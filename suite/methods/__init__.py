@@ -51,7 +51,6 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
     return hparams
 
 
-
 def compilable(name: str, hparams: dict) -> bool:
     """Whether ``torch.compile`` can run the method's step with these hyperparameters."""
     return getattr(get_method(name), "compilable", lambda hp: True)(hparams)

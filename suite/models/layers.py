@@ -77,7 +77,6 @@ class _Conv2d(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conf
         need_x, need_w, need_b = _wanted(ctx, 3)
-        grad_out = grad_out.to(x.dtype)
         grad_x = grad_w = grad_b = None
         if torch.is_grad_enabled():                    # create_graph: build the gradient from differentiable ops
             if need_x:
