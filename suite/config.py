@@ -18,6 +18,10 @@ from .errors import SuiteError
 from .methods import resolve_hparams
 
 LR_SCHEDULES = ("cyclic", "multistep", "constant")
+# Settings added after the first release: left out of the run-id hash while they are None, so
+# the runs recorded before they existed keep their ids. Every field added from now on goes here,
+# with None as its default meaning "as before".
+HASH_WHEN_SET = frozenset()
 
 
 @dataclass
@@ -94,7 +98,8 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         """``<name>-<hash of the resolved configuration>``; call on a resolved config."""
-        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        hashed = {k: v for k, v in self.to_dict().items() if not (k in HASH_WHEN_SET and v is None)}
+        digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.name}-{digest}"
 
 
