@@ -378,3 +378,16 @@ def test_whole_numbers_resolve_to_the_float_a_float_or_derived_hyperparameter_ta
     assert type(resolve_hparams("fast_bat", 8, {"ll_step": 5000})["ll_step"]) is float
     assert type(resolve_hparams("pgd", 8, {"alpha": 2})["alpha"]) is float       # default None: derived
     assert type(resolve_hparams("pgd", 8, {"steps": 2})["steps"]) is int
+
+
+def test_step_and_noise_factors_reach_the_run_config_from_the_command_line():
+    import argparse
+
+    from suite.commands.run import add_config_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    args = parser.parse_args(["--method", "n_fgsm", "--noise-factor", "1", "--alpha-factor", "1.25"])
+    assert config_from_args(args).resolved().hparams == {"noise_factor": 1.0, "alpha_factor": 1.25}
+    args = parser.parse_args(["--method", "fgsm", "--alpha-factor", "0.5"])
+    assert config_from_args(args).resolved().hparams == {"alpha_factor": 0.5}
