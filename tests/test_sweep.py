@@ -85,9 +85,10 @@ def test_sweep_ids_equal_suite_run_ids():
 
 
 @pytest.mark.parametrize("name, count, methods, axis", [
-    ("co_eps", 5 * 8, {"standard", "fast_at", "fast_at_ga", "fast_bat", "pgd"},
+    ("co_eps", 7 * 8, {"standard", "fgsm", "fast_at", "n_fgsm", "fast_at_ga", "fast_bat", "pgd"},
      ("eps", {2.0 * k for k in range(1, 9)})),
-    ("archs", 3 * 4 * 2, {"fast_at", "fast_at_ga", "fast_bat", "pgd"}, ("arch", {"wrn16_8", "resnet18", "resnet50"})),
+    ("archs", 3 * 6 * 2, {"fgsm", "fast_at", "n_fgsm", "fast_at_ga", "fast_bat", "pgd"},
+     ("arch", {"wrn16_8", "resnet18", "resnet50"})),
     ("datasets", 3 * 4 * 2, {"fast_at", "fast_at_ga", "fast_bat", "pgd"},
      ("dataset", {"cifar100", "svhn", "tiny_imagenet"})),
     ("smoke", None, {"standard", "fast_at", "fast_at_ga", "fast_bat", "pgd"}, ("dataset", {"fashion_mnist"})),
