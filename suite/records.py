@@ -244,9 +244,11 @@ def iter_run_dirs(results_dir: Path):
                 yield RunDir(results_dir, path.name)
 
 
+# Settings beside ``epochs`` that the reports show and check against the paper's protocol.
+PROTOCOL_SETTINGS = ["dropout", "pgd_steps", "pgd_restarts", "test_points", "aa_points"]
 RUN_COLUMNS = ["run_id", "method", "dataset", "arch", "eps", "seed", "status", "sa", "ra_pgd", "ra_aa",
-               "last_sa", "last_ra_pgd", "last_ra_aa", "best_epoch", "epochs_done", "epochs", "epoch_seconds",
-               "wandb_id", "error"]
+               "ra_pgd_aa_subset", "last_sa", "last_ra_pgd", "last_ra_aa", "last_ra_pgd_aa_subset", "best_epoch",
+               "epochs_done", "epochs", *PROTOCOL_SETTINGS, "epoch_seconds", "wandb_id", "error"]
 
 
 def _live_status(run: RunDir, summary: dict) -> str:
@@ -273,7 +275,8 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
                "eps": c["eps"], "seed": c["seed"], "status": _live_status(run, summary),
                "best_epoch": summary.get("best_epoch"), "epochs_done": summary.get("epochs_done"),
                "epochs": c["epochs"], "epoch_seconds": summary.get("epoch_seconds"),
-               "wandb_id": summary.get("wandb_id"), "error": summary.get("error")}
+               "wandb_id": summary.get("wandb_id"), "error": summary.get("error"),
+               **{k: c.get(k) for k in PROTOCOL_SETTINGS}}
         row.update(model_metrics(lambda model, metric: (summary.get(model) or {}).get(metric)))
         row.update({f"hp_{k}": v for k, v in c.get("hparams", {}).items()})
         row["path"] = str(run.path)
@@ -283,10 +286,12 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
 
 
 def model_metrics(lookup) -> dict:
-    """The test-metric columns: ``sa``, ``ra_pgd``, ``ra_aa`` of the early-stopped model and
-    ``last_*`` of the last epoch's, each read as ``lookup(model, metric)`` (model: best or last)."""
+    """The test-metric columns: ``sa``, ``ra_pgd``, ``ra_aa`` and ``ra_pgd_aa_subset`` (RA-PGD on
+    AutoAttack's points) of the early-stopped model and ``last_*`` of the last epoch's, each read as
+    ``lookup(model, metric)`` (model: best or last)."""
     return {prefix + metric: lookup(model, metric)
-            for model, prefix in (("best", ""), ("last", "last_")) for metric in ("sa", "ra_pgd", "ra_aa")}
+            for model, prefix in (("best", ""), ("last", "last_"))
+            for metric in ("sa", "ra_pgd", "ra_aa", "ra_pgd_aa_subset")}
 
 
 def filter_runs(frame, run_ids=None, **filters):

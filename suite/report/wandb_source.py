@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..errors import SuiteError
 from ..records import RUN_COLUMNS
-from ..records import filter_runs, model_metrics
+from ..records import PROTOCOL_SETTINGS, filter_runs, model_metrics
 from .sources import RunSet, finalize
 
 
@@ -51,7 +51,8 @@ def wandb_row(run) -> tuple[dict, pd.DataFrame | None]:
     rows = [r for r in run.scan_history() if r.get("epoch") is not None]
     history = pd.DataFrame(rows).sort_values("epoch").drop_duplicates("epoch", keep="last") if rows else None
     row["epochs_done"] = len(history) if history is not None else None
-    row.update(path=getattr(run, "url", run.id), epochs=config.get("epochs"), protocol=_protocol(config))
+    row.update(path=getattr(run, "url", run.id), epochs=config.get("epochs"), protocol=_protocol(config),
+               **{k: config.get(k) for k in PROTOCOL_SETTINGS})
     return row, history
 
 
