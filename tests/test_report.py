@@ -279,13 +279,19 @@ def test_table1_gives_the_verdict_where_the_protocol_is_the_papers(paper_protoco
     assert layout.loc["Fast-AT", "ε=8 vs paper"] == "SA yes, RA-PGD yes, RA-AA yes"
 
 
-def test_autoattack_weaker_than_pgd_on_the_same_points_is_flagged(tmp_path):
-    write_run(tmp_path, "fast_at", 8.0, 0, 0.0)
-    weak = write_run(tmp_path, "fast_at", 8.0, 1, 0.0)
-    path = tmp_path / "runs" / weak / "summary.json"
+def write_weak_autoattack_runs(results) -> str:
+    """Two runs; in the second, AutoAttack left more points robust than PGD did (early-stopped model)."""
+    write_run(results, "fast_at", 8.0, 0, 0.0)
+    weak = write_run(results, "fast_at", 8.0, 1, 0.0)
+    path = Path(results) / "runs" / weak / "summary.json"
     summary = json.loads(path.read_text())
-    summary["best"].update(ra_aa=46.0, ra_pgd_aa_subset=45.5)      # AA left more points robust than PGD did
+    summary["best"].update(ra_aa=46.0, ra_pgd_aa_subset=45.5)
     path.write_text(json.dumps(summary))
+    return weak
+
+
+def test_autoattack_weaker_than_pgd_on_the_same_points_is_flagged(tmp_path):
+    weak = write_weak_autoattack_runs(tmp_path)
     runs = load_local(tmp_path).runs
     assert tables.aa_weaker_models(runs) == ["", "early-stopped"]
     assert tables.display_runs(tables.run_table(runs))["AA weaker than PGD"].tolist() == ["", "early-stopped"]
@@ -295,6 +301,18 @@ def test_autoattack_weaker_than_pgd_on_the_same_points_is_flagged(tmp_path):
     report = write_report(results_dir=tmp_path, reports_dir=tmp_path / "reports", name="aa")
     markdown = report.markdown.read_text()
     assert "Flagged: AutoAttack weaker than PGD on the same points" in markdown and weak in markdown
+
+
+def test_suite_runs_shows_ra_pgd_on_the_autoattack_points_and_flags_a_weaker_autoattack(tmp_path, capsys):
+    weak = write_weak_autoattack_runs(tmp_path)
+    assert cli_main(["runs", "--results-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split()
+    assert header[header.index("RA-PGD@AA") + 1] == "RA-AA"
+    row = next(line for line in lines if line.startswith(weak)).split()
+    assert row[header.index("RA-PGD@AA")] == "45.50" and row[header.index("RA-AA")] == "46.00"
+    flagged = [line for line in lines if "AutoAttack weaker than PGD" in line]
+    assert flagged == [f"  {weak}: AutoAttack weaker than PGD on the same points (early-stopped)"]
 
 
 def test_ra_pgd_on_the_autoattack_points_stands_beside_ra_aa(results):
