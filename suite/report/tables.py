@@ -26,10 +26,10 @@ PAPER_SETTING = {"dataset": "cifar10", "arch": "preact_resnet18"}   # the settin
 PAPER_EPOCHS, PAPER_PGD, PAPER_TEST_POINTS, MIN_SEEDS = "20", "PGD-50-10", "10000", 3
 PROTOCOL_RULE = (
     f"Ours is compared with the paper only where its protocol is the paper's: CIFAR-10, the reference's "
-    f"PreActResNet-18, {PAPER_EPOCHS} epochs, at least {MIN_SEEDS} seeds (the paper: 10), the method's default "
-    f"hyperparameters, and for SA and RA-PGD ({PAPER_PGD}) all {PAPER_TEST_POINTS} test points, for RA-AA "
-    f"AutoAttack (standard) on all {PAPER_TEST_POINTS} test points too. Otherwise the row names what differs "
-    f"instead of a verdict."
+    f"PreActResNet-18, {PAPER_EPOCHS} epochs, at least {MIN_SEEDS} seeds (the paper: 10), and for SA and RA-PGD "
+    f"({PAPER_PGD}) all {PAPER_TEST_POINTS} test points, for RA-AA AutoAttack (standard) on all "
+    f"{PAPER_TEST_POINTS} test points too. Otherwise the row names what differs instead of a verdict. Cells "
+    f"whose runs differ in their hyperparameters (a study's trials) are left out."
 )
 AA_TOLERANCE = 1e-9      # percent: AutoAttack is weaker than PGD when RA-AA exceeds RA-PGD on its points by more
 AA_WEAKER_RULE = (
@@ -118,16 +118,15 @@ def comparison_table(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
     paper = paper.rename(columns={c: f"paper_{c}" for c in paper.columns if c not in ("method", "eps")})
     merged = ours.merge(paper.astype({"eps": float}), on=["method", "eps"], how="inner")
     rows = []
-    for cell in merged.itertuples():
-        differences = protocol_differences(cell._asdict())
+    for cell in merged.to_dict("records"):
+        differences, spread = compare(cell, {k[6:]: v for k, v in cell.items() if k.startswith("paper_")})
         for metric, label in METRICS.items():
-            mean, std = getattr(cell, f"{metric}_mean"), getattr(cell, f"{metric}_std")
-            p_mean, p_std = getattr(cell, f"paper_{metric}_mean"), getattr(cell, f"paper_{metric}_std")
-            differs = "; ".join(differences[label])
-            rows.append({"dataset": cell.dataset, "arch": cell.arch, "method": cell.method, "eps": cell.eps,
-                         "metric": label, "n": cell.n, "ours_mean": mean, "ours_std": std, "paper_mean": p_mean,
-                         "paper_std": p_std, "delta": mean - p_mean, "differs": differs,
-                         "within_spread": None if differs else within_spread(mean, std, p_mean, p_std)})
+            mean, p_mean = cell[f"{metric}_mean"], cell[f"paper_{metric}_mean"]
+            rows.append({"dataset": cell["dataset"], "arch": cell["arch"], "method": cell["method"],
+                         "eps": cell["eps"], "metric": label, "n": cell["n"], "ours_mean": mean,
+                         "ours_std": cell[f"{metric}_std"], "paper_mean": p_mean,
+                         "paper_std": cell[f"paper_{metric}_std"], "delta": mean - p_mean,
+                         "differs": "; ".join(differences[label]), "within_spread": spread[label]})
     columns = ["dataset", "arch", "method", "eps", "metric", "n", "ours_mean", "ours_std", "paper_mean", "paper_std",
                "delta", "differs", "within_spread"]
     if not rows:
@@ -174,7 +173,7 @@ def protocol_differences(cell: dict) -> dict[str, list[str]]:
     if cell.get("epochs") != PAPER_EPOCHS:
         common.append(f"{cell.get('epochs')} epochs (paper: {PAPER_EPOCHS})")
     if cell["n"] < MIN_SEEDS:
-        common.append(f"{cell['n']} seed{'s' if cell['n'] != 1 else ''} (needs at least {MIN_SEEDS}; paper: 10)")
+        common.append(f"{cell['n']} seed{'s' if cell['n'] != 1 else ''} (needs at least {MIN_SEEDS}, paper: 10)")
     test_points = []
     if cell.get("test_points") not in ("all", PAPER_TEST_POINTS):
         test_points.append(f"{cell.get('test_points')} test points (paper: all {PAPER_TEST_POINTS})")
@@ -184,6 +183,17 @@ def protocol_differences(cell: dict) -> dict[str, list[str]]:
         "AutoAttack not run" if aa_points == "none" else
         f"AutoAttack on {aa_points} test points (paper: all {PAPER_TEST_POINTS})"]
     return {"SA": common + test_points, "RA-PGD": common + test_points + pgd, "RA-AA": common + aa}
+
+
+def compare(cell: dict, paper: dict) -> tuple[dict[str, list[str]], dict[str, bool | None]]:
+    """(what differs, within the paper's spread) per metric label for a summary row and the
+    paper's row of the same method and eps; the verdict is None where something differs."""
+    differences = protocol_differences(cell)
+    spread = {label: None if differences[label] else
+              within_spread(cell[f"{metric}_mean"], cell[f"{metric}_std"], paper[f"{metric}_mean"],
+                            paper[f"{metric}_std"])
+              for metric, label in METRICS.items()}
+    return differences, spread
 
 
 def verdict(differences: dict[str, list[str]], spread: dict[str, bool | None]) -> str:
@@ -218,7 +228,7 @@ def aa_weaker_models(runs: pd.DataFrame) -> list[str]:
 NOT_IN_PAPER = "not in the paper"
 
 
-def table1(summary: pd.DataFrame, comparison: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+def table1(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
     """The paper's Table 1 layout for every (dataset, arch) setting that has a cell at one of its
     eps: one row per method (the paper's, then ours that it lacks, marked "not in the paper"); per
     eps, SA, RA-PGD, RA-AA and seconds per epoch, ours (mean ± std, early-stopped model) beside the
@@ -253,11 +263,8 @@ def table1(summary: pd.DataFrame, comparison: pd.DataFrame, paper: pd.DataFrame 
                 elif cell is None:
                     row[f"{head} vs paper"] = "not run"
                 else:
-                    mine = comparison[(comparison["dataset"] == dataset) & (comparison["arch"] == arch)
-                                      & (comparison["method"] == method) & (comparison["eps"] == eps)]
-                    row[f"{head} vs paper"] = verdict(
-                        {m.metric: m.differs.split("; ") if m.differs else [] for m in mine.itertuples()},
-                        {m.metric: m.within_spread for m in mine.itertuples()})
+                    facts = {**cell.to_dict(), "dataset": dataset, "arch": arch}
+                    row[f"{head} vs paper"] = verdict(*compare(facts, paper.loc[(method, eps)].to_dict()))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -281,8 +288,7 @@ def cost_table(runs: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.Data
 
 RUN_TABLE_COLUMNS = ["run_id", "dataset", "arch", "method", "eps", "seed", "variant", "status", "sa", "ra_pgd",
                      "ra_pgd_aa_subset", "ra_aa", "last_sa", "last_ra_pgd", "last_ra_pgd_aa_subset", "last_ra_aa",
-                     "best_epoch", "epochs_done", "epoch_seconds", "co",
-                     "co_epoch", "error"]
+                     "best_epoch", "epochs_done", "epoch_seconds", "co", "co_epoch", "error"]
 
 
 def run_table(runs: pd.DataFrame) -> pd.DataFrame:
