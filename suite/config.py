@@ -105,11 +105,32 @@ class RunConfig:
 
         The hash also holds the network's revision (``suite.models.REVISIONS``) where it has one,
         so that runs of a network changed under its name never reuse the old network's records."""
-        hashed = {k: v for k, v in self.to_dict().items() if not (k in HASH_WHEN_SET and v is None)}
-        if self.arch in ARCH_REVISIONS:          # the network changed under its name: new ids
-            hashed["arch_revision"] = ARCH_REVISIONS[self.arch]
-        digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]
-        return f"{self.name}-{digest}"
+        return f"{self.name}-{digest(self.to_dict(), ARCH_REVISIONS.get(self.arch))}"
+
+
+def digest(config: dict, arch_revision: int | None = None) -> str:
+    """The hash part of a run id: a configuration's settings (those of HASH_WHEN_SET only when
+    set) and, where it has one, its network's revision."""
+    hashed = {k: v for k, v in config.items() if not (k in HASH_WHEN_SET and v is None)}
+    if arch_revision is not None:            # the network changed under its name: new ids
+        hashed["arch_revision"] = arch_revision
+    return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def recorded_arch(run_id: str, config: dict) -> str:
+    """The network a run record was trained on: its ``arch``, or ``<arch>@r<n>`` for a record of
+    revision n of a network that has since changed under its name (``suite.models.REVISIONS``;
+    revision 1 is the first, whose ids held no revision). ``config`` is the recorded configuration."""
+    arch = config.get("arch")
+    current = ARCH_REVISIONS.get(arch)
+    if current is None:
+        return arch
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    settings = {k: v for k, v in config.items() if k in names}
+    for revision in range(1, current):
+        if run_id.endswith("-" + digest(settings, None if revision == 1 else revision)):
+            return f"{arch}@r{revision}"
+    return arch
 
 
 @dataclass

@@ -261,17 +261,21 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
     """One row per run record: identity, status and the best/last test metrics.
 
     ``sa``, ``ra_pgd``, ``ra_aa`` are the early-stopped model's; ``last_*`` the last epoch's;
-    ``epochs_done`` of ``epochs``; ``hp_<name>`` the method's hyperparameters.
+    ``epochs_done`` of ``epochs``; ``hp_<name>`` the method's hyperparameters. ``arch`` is
+    ``<arch>@r<n>`` for a record of an earlier revision of a network (``suite.config.recorded_arch``).
     Keyword filters keep rows whose column equals the value (or is in it, for a list).
     """
     import pandas as pd
+
+    from .config import recorded_arch
 
     rows = []
     for run in iter_run_dirs(results_dir):
         config = read_json(run.config)
         summary = run.read_summary() or {}
         c = config["config"]
-        row = {"run_id": run.run_id, "method": c["method"], "dataset": c["dataset"], "arch": c["arch"],
+        row = {"run_id": run.run_id, "method": c["method"], "dataset": c["dataset"],
+               "arch": recorded_arch(run.run_id, c),
                "eps": c["eps"], "seed": c["seed"], "status": _live_status(run, summary),
                "best_epoch": summary.get("best_epoch"), "epochs_done": summary.get("epochs_done"),
                "epochs": c["epochs"], "epoch_seconds": summary.get("epoch_seconds"),

@@ -365,6 +365,28 @@ def test_only_the_changed_networks_get_new_run_ids(arch):
         assert run_id == IDS_BEFORE_THE_REFERENCE_NETWORKS[arch]
 
 
+@pytest.mark.parametrize("arch", ["preact_resnet18", "wrn16_8"])
+def test_records_of_the_networks_before_the_reference_ones_are_listed_apart(arch, tmp_path):
+    from suite.config import recorded_arch
+
+    old_config = RunConfig(method="fast_at", dataset="cifar10", arch=arch).resolved().to_dict()
+    del old_config["dropout"]                         # what the suite recorded then: no dropout setting
+    old_id = IDS_BEFORE_THE_REFERENCE_NETWORKS[arch]
+    new = RunConfig(method="fast_at", dataset="cifar10", arch=arch).resolved()
+    assert recorded_arch(old_id, old_config) == f"{arch}@r1"
+    assert recorded_arch(new.run_id, new.to_dict()) == arch
+    small = RunConfig(method="fast_at", dataset="cifar10", arch="resnet18").resolved()
+    assert recorded_arch(small.run_id, small.to_dict()) == "resnet18"
+    for run_id, config in ((old_id, old_config), (new.run_id, new.to_dict())):
+        folder = tmp_path / "runs" / run_id
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"run_id": run_id, "config": config}))
+        (folder / "summary.json").write_text(json.dumps({"status": "finished"}))
+    frame = runs_dataframe(tmp_path)
+    assert dict(zip(frame["run_id"], frame["arch"])) == {old_id: f"{arch}@r1", new.run_id: arch}
+    assert list(runs_dataframe(tmp_path, arch=arch)["run_id"]) == [new.run_id]
+
+
 def test_dropout_is_resolved_into_the_run_id():
     wrn = RunConfig(method="fast_at", dataset="cifar10", arch="wrn16_8")
     assert wrn.resolved().dropout == 0.1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..config import recorded_arch
 from ..errors import SuiteError
 from ..records import RUN_COLUMNS
 from ..records import PROTOCOL_SETTINGS, filter_runs, model_metrics
@@ -42,7 +43,8 @@ def wandb_row(run) -> tuple[dict, pd.DataFrame | None]:
     if "method" not in config:
         raise SuiteError(f"W&B run {run.id} has no 'method' in its config; was it logged by this suite?")
     row = {"run_id": config.get("run_id") or run.id, "method": config["method"], "dataset": config.get("dataset"),
-           "arch": config.get("arch"), "eps": config.get("eps"), "seed": config.get("seed"),
+           "arch": recorded_arch(config.get("run_id") or "", config), "eps": config.get("eps"),
+           "seed": config.get("seed"),
            "status": _summary_value(summary, "status") or getattr(run, "state", "unknown"),
            "best_epoch": _summary_value(summary, "best_epoch"), "epoch_seconds": _summary_value(summary, "epoch_seconds"),
            "error": _summary_value(summary, "error"), "wandb_id": run.id}
