@@ -244,9 +244,11 @@ def iter_run_dirs(results_dir: Path):
                 yield RunDir(results_dir, path.name)
 
 
+# Settings beside ``epochs`` that the reports show and check against the paper's protocol.
+PROTOCOL_SETTINGS = ["dropout", "pgd_steps", "pgd_restarts", "test_points", "aa_points"]
 RUN_COLUMNS = ["run_id", "method", "dataset", "arch", "eps", "seed", "status", "sa", "ra_pgd", "ra_aa",
-               "last_sa", "last_ra_pgd", "last_ra_aa", "best_epoch", "epochs_done", "epochs", "epoch_seconds",
-               "wandb_id", "error"]
+               "ra_pgd_aa_subset", "last_sa", "last_ra_pgd", "last_ra_aa", "last_ra_pgd_aa_subset", "best_epoch",
+               "epochs_done", "epochs", *PROTOCOL_SETTINGS, "epoch_seconds", "wandb_id", "error"]
 
 
 def _live_status(run: RunDir, summary: dict) -> str:
@@ -259,21 +261,26 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
     """One row per run record: identity, status and the best/last test metrics.
 
     ``sa``, ``ra_pgd``, ``ra_aa`` are the early-stopped model's; ``last_*`` the last epoch's;
-    ``epochs_done`` of ``epochs``; ``hp_<name>`` the method's hyperparameters.
+    ``epochs_done`` of ``epochs``; ``hp_<name>`` the method's hyperparameters. ``arch`` is
+    ``<arch>@r<n>`` for a record of an earlier revision of a network (``suite.config.recorded_arch``).
     Keyword filters keep rows whose column equals the value (or is in it, for a list).
     """
     import pandas as pd
+
+    from .config import recorded_arch
 
     rows = []
     for run in iter_run_dirs(results_dir):
         config = read_json(run.config)
         summary = run.read_summary() or {}
         c = config["config"]
-        row = {"run_id": run.run_id, "method": c["method"], "dataset": c["dataset"], "arch": c["arch"],
+        row = {"run_id": run.run_id, "method": c["method"], "dataset": c["dataset"],
+               "arch": recorded_arch(run.run_id, c),
                "eps": c["eps"], "seed": c["seed"], "status": _live_status(run, summary),
                "best_epoch": summary.get("best_epoch"), "epochs_done": summary.get("epochs_done"),
                "epochs": c["epochs"], "epoch_seconds": summary.get("epoch_seconds"),
-               "wandb_id": summary.get("wandb_id"), "error": summary.get("error")}
+               "wandb_id": summary.get("wandb_id"), "error": summary.get("error"),
+               **{k: c.get(k) for k in PROTOCOL_SETTINGS}}
         row.update(model_metrics(lambda model, metric: (summary.get(model) or {}).get(metric)))
         row.update({f"hp_{k}": v for k, v in c.get("hparams", {}).items()})
         row["path"] = str(run.path)
@@ -283,10 +290,12 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
 
 
 def model_metrics(lookup) -> dict:
-    """The test-metric columns: ``sa``, ``ra_pgd``, ``ra_aa`` of the early-stopped model and
-    ``last_*`` of the last epoch's, each read as ``lookup(model, metric)`` (model: best or last)."""
+    """The test-metric columns: ``sa``, ``ra_pgd``, ``ra_aa`` and ``ra_pgd_aa_subset`` (RA-PGD on
+    AutoAttack's points) of the early-stopped model and ``last_*`` of the last epoch's, each read as
+    ``lookup(model, metric)`` (model: best or last)."""
     return {prefix + metric: lookup(model, metric)
-            for model, prefix in (("best", ""), ("last", "last_")) for metric in ("sa", "ra_pgd", "ra_aa")}
+            for model, prefix in (("best", ""), ("last", "last_"))
+            for metric in ("sa", "ra_pgd", "ra_aa", "ra_pgd_aa_subset")}
 
 
 def filter_runs(frame, run_ids=None, **filters):

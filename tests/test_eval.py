@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from suite.data import DeviceLoader, load_splits
-from suite.eval import autoattack_accuracy, clean_accuracy, pgd_broken, robust_accuracy
+from suite.eval import autoattack_accuracy, clean_accuracy, pgd_broken, pgd_robust, robust_accuracy
 from suite.methods import fast_at
 from suite.models import build_model
 
@@ -49,6 +49,20 @@ def test_early_exit_counts_the_same_points_as_attacking_everything(trained):
     assert abs(int(early.sum()) - int(full.sum())) <= 0.02 * len(x)
     clean_wrong = model(x).argmax(1) != y
     assert early[clean_wrong].all() and full[clean_wrong].all()
+
+
+def test_per_point_pgd_result_is_what_robust_accuracy_averages(trained):
+    model, x, y = trained
+    torch.manual_seed(3)
+    robust = pgd_robust(model, x, y, EPS, steps=10, restarts=2, batch_size=128)
+    torch.manual_seed(3)
+    accuracy = robust_accuracy(model, x, y, EPS, steps=10, restarts=2, batch_size=128)
+    assert robust.dtype == torch.bool and robust.shape == (len(x),)
+    assert accuracy == 100 * int(robust.sum()) / len(x)
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+    assert not (robust & ~correct).any()               # a misclassified point is never robust
+    assert 0 < int(robust.sum()) < int(correct.sum())  # the attack breaks some correct points, not all
 
 
 def test_pgd_never_beats_clean_accuracy_and_zero_eps_is_clean(trained):
