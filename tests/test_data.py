@@ -606,3 +606,40 @@ def test_loader_rejects_bad_input():
         DeviceLoader(x.float(), y, 2, shuffle=False)
     with pytest.raises(ValueError):
         DeviceLoader(x, y[:3], 2, shuffle=False)
+
+
+@pytest.mark.parametrize("evil", ["abs", "dotdot", "member"])
+def test_tiny_prepare_never_writes_outside_the_data_folder(tmp_path, evil):
+    """Names from the archive (annotation column, member paths) that would lead out are refused."""
+    base = write_tiny_official(tmp_path / "official")
+    outside = tmp_path / "outside"
+    ann = base / "val" / "val_annotations.txt"
+    lines = ann.read_text().splitlines(keepends=True)
+    if evil == "abs":
+        lines[0] = lines[0].replace("\tn02\t", f"\t{outside}\t")
+    elif evil == "dotdot":
+        lines[0] = lines[0].replace("\tn02\t", "\t../../../outside\t")
+    ann.write_text("".join(lines))
+    zip_path = zip_folder(base, tmp_path / "tiny-imagenet-200.zip")
+    if evil == "member":
+        with zipfile.ZipFile(zip_path, "a") as zf:
+            zf.writestr("tiny-imagenet-200/train/../../../../outside/images/x.JPEG", b"data")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    before = sorted(p for p in tmp_path.rglob("*") if data_dir not in p.parents)
+    for source in ([zip_path] if evil == "member" else [zip_path, base]):
+        with pytest.raises(SuiteError) as e:
+            prepare_tiny_imagenet(source, data_dir)
+        assert "unsafe name" in str(e.value) and "\n" not in str(e.value)
+        assert sorted(p for p in tmp_path.rglob("*") if data_dir not in p.parents) == before
+        assert not outside.exists() and list(data_dir.iterdir()) == []   # no half-built folder
+
+
+def test_tiny_prepare_leaves_no_half_built_folder(tmp_path):
+    base = write_tiny_official(tmp_path / "official")
+    (base / "train" / "n03" / "images" / "n03_9.JPEG").mkdir()  # unreadable "image": a folder
+    data_dir = tmp_path / "data"
+    with pytest.raises(SuiteError) as e:
+        prepare_tiny_imagenet(base, data_dir)
+    assert "n03_9.JPEG" in str(e.value)
+    assert list(data_dir.iterdir()) == []
