@@ -49,7 +49,7 @@ def load_local(results_dir: Path, run_ids=None, **filters) -> RunSet:
         run = RunDir(results_dir, row.run_id)
         summary = run.read_summary() or {}
         protocols.append(summary.get("protocol") or read_json(run.config).get("protocol") or {})
-        rows = read_jsonl(run.metrics)
+        rows = read_jsonl(run.metrics) if row.status != "incomplete" else []
         if rows:
             histories[row.run_id] = pd.DataFrame(rows)
     frame["protocol"] = protocols
