@@ -566,3 +566,47 @@ def test_missing_epochs_mark_a_run_incomplete_until_rebuilt(finished_tiny_run, t
     assert cli.main(run_flags(config, results)) == 0             # rebuilt from the checkpoint
     assert_same_history(read_jsonl(run.metrics), original)
     assert list(runs_dataframe(results)["status"]) == ["finished"]
+
+
+# ----------------------------------------------------------------- file-system trouble: one line, exit 2
+
+@pytest.mark.parametrize("where", ["file", "under_file", "proc"])
+def test_an_unusable_results_folder_is_one_line(tiny_config, tmp_path, where, capsys):
+    (tmp_path / "a-file").write_text("")
+    results = {"file": tmp_path / "a-file", "under_file": tmp_path / "a-file" / "results",
+               "proc": Path("/proc/suite-results")}[where]
+    assert cli.main(run_flags(tiny_config, results)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert str(results) in err
+    assert (tmp_path / "a-file").read_text() == ""
+
+
+@pytest.mark.parametrize("errno_name", ["ENOSPC", "EROFS"])
+def test_a_full_or_read_only_disk_is_one_line_and_the_run_resumes(finished_tiny_run, tiny_config, tmp_path,
+                                                                   monkeypatch, capsys, errno_name):
+    import errno
+
+    import suite.records
+    import suite.train
+
+    real = suite.records.save_checkpoint
+
+    def fails_in_epoch_2(path, state):
+        if state["epoch"] == 1:
+            raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)), str(path))
+        real(path, state)
+
+    results = tmp_path / "results"
+    for module in (suite.records, suite.train):
+        monkeypatch.setattr(module, "save_checkpoint", fails_in_epoch_2)
+    assert cli.main(run_flags(tiny_config, results)) == 2
+    err = capsys.readouterr().err
+    run = RunDir(results, tiny_config.resolved().run_id)
+    assert err.startswith("error: ") and err.count("\n") == 1 and f"{run.last}: " in err
+    assert ("disk is full" if errno_name == "ENOSPC" else "read-only") in err
+    assert run.read_summary()["status"] == "failed" and load_checkpoint(run.last_prev)["epoch"] == 0
+    monkeypatch.undo()
+    assert cli.main(run_flags(tiny_config, results)) == 0
+    assert "resuming after epoch 1 of 2" in capsys.readouterr().out
+    assert_same_results(run.read_summary(), finished_tiny_run[2])
