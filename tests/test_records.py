@@ -610,3 +610,13 @@ def test_a_full_or_read_only_disk_is_one_line_and_the_run_resumes(finished_tiny_
     assert cli.main(run_flags(tiny_config, results)) == 0
     assert "resuming after epoch 1 of 2" in capsys.readouterr().out
     assert_same_results(run.read_summary(), finished_tiny_run[2])
+
+
+def test_a_damaged_curve_of_an_unfinished_run_is_left_out_of_the_report(three_runs, capsys):
+    from suite.report.sources import load_local
+
+    failed = next(r for r in iter_run_dirs(three_runs) if r.read_summary()["status"] == "failed")
+    failed.metrics.write_text(failed.metrics.read_text() + "garbage\n")
+    runset = load_local(three_runs)
+    assert len(runset.runs) == 3 and failed.run_id not in runset.histories and len(runset.histories) == 2
+    assert f"{failed.metrics} line 2 is not valid JSON" in capsys.readouterr().err
