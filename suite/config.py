@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checks import check_number
 from .errors import SuiteError
 from .methods import resolve_hparams
 from .models import REVISIONS as ARCH_REVISIONS
@@ -64,19 +65,22 @@ class RunConfig:
             raise SuiteError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
         if self.arch not in ARCHS:
             raise SuiteError(f"unknown arch {self.arch!r}; choose one of: {', '.join(ARCHS)}")
+        check_number("eps", self.eps)
         if not 0 < self.eps <= 255:
             raise SuiteError(f"eps must be in (0, 255] (units of 1/255), got {self.eps:g}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise SuiteError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+        check_number("seed", self.seed, integer=True, minimum=0)
         for name in ("epochs", "batch_size", "val_pgd_steps", "pgd_steps", "pgd_restarts", "val_pgd_restarts"):
-            if getattr(self, name) < 1:
-                raise SuiteError(f"{name} must be at least 1, got {getattr(self, name)}")
+            check_number(name, getattr(self, name), integer=True, minimum=1)
         for name in ("train_points", "val_points", "test_points"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise SuiteError(f"{name} must be at least 1 (or omitted for the whole split), got {value}")
-        if self.lr <= 0:
-            raise SuiteError(f"lr must be positive, got {self.lr:g}")
+            if getattr(self, name) is not None:
+                check_number(f"{name} (omit it for the whole split)", getattr(self, name), integer=True, minimum=1)
+        for name in ("co_points", "aa_points"):
+            check_number(f"{name} (0: off)", getattr(self, name), integer=True, minimum=0)
+        check_number("lr", self.lr, above=0)
+        check_number("momentum", self.momentum, minimum=0, below=1)
+        check_number("weight_decay", self.weight_decay, minimum=0)
         hparams = resolve_hparams(self.method, self.eps, self.hparams)
         # Floats stay floats (8 and 8.0 are one setting, one run id).
         return dataclasses.replace(self, eps=float(self.eps), lr=float(self.lr), momentum=float(self.momentum),

@@ -44,12 +44,12 @@ def execute(config: RunConfig, options: RunOptions | None = None, callbacks: lis
     options = options or RunOptions()
     config = config.resolved()
     run = RunDir(options.results_dir, config.run_id)
-    if run.is_finished() and not options.force:
+    if not options.force and run.is_finished():
         return skip_finished(run)
     device = pick_device(options.device)
     data = RunData.load(config, options, device)
     with run.lock():
-        if run.is_finished() and not options.force:    # another process finished it meanwhile
+        if not options.force and run.is_finished():    # another process finished it meanwhile
             return skip_finished(run)
         if options.force:
             for path in (run.last, run.last_prev, run.best, run.metrics, run.summary):
@@ -306,8 +306,13 @@ class Trainer:
     def final_evaluation(self, best: dict, history: list[dict]) -> dict:
         results = {"last": self.evaluate_test()}
         if best["epoch"] is not None and best["epoch"] != len(history) - 1:
-            self.model.load_state_dict(load_checkpoint(self.run_dir.best, self.device)["model"])
-            results["best"] = self.evaluate_test()
+            state, problem = self.run_dir.recover_best(best["epoch"], map_location=self.device)
+            if state is None:
+                print(f"warning: {problem}", flush=True)
+                results["best"] = {"sa": None, "ra_pgd": None, "ra_aa": None, "unavailable": problem}
+            else:
+                self.model.load_state_dict(state)
+                results["best"] = self.evaluate_test()
         else:
             results["best"] = dict(results["last"])
         seconds = [row["epoch_seconds"] for row in history]

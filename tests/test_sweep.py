@@ -160,6 +160,23 @@ def test_bad_overrides_and_set_flags_are_refused(tmp_path):
         load_spec(good, ["eps=0"])
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("lr=.nan", "lr must be finite, got nan"), ("lr=-1", "lr must be above 0"),
+    ("momentum=1", "momentum must be below 1"), ("seed=-2", "seed must be at least 0"),
+    ("lmbda=[-1]", "fast_bat hyperparameter lmbda must be above 0, got -1"),
+    ("lmbda=[.inf]", "fast_bat hyperparameter lmbda must be finite"),
+])
+def test_numbers_are_checked_by_the_same_rules_in_specs_and_set(tmp_path, setting, message):
+    """The flags' rules (test_run) hold for spec values and --set alike, before anything runs."""
+    key, value = setting.split("=", 1)
+    grid = f"method: [fast_bat]\n{key}: {value if value.startswith('[') else '[' + value + ']'}\n"
+    with pytest.raises(SuiteError, match=re.escape(message)):
+        load_spec(tiny_spec(tmp_path, grid))
+    if not value.startswith("["):
+        with pytest.raises(SuiteError, match=re.escape(message)):
+            load_spec(tiny_spec(tmp_path, "method: [fast_bat]\n", name="ok"), [setting])
+
+
 def test_cli_refuses_a_bad_spec_before_starting(tmp_path):
     spec = tiny_spec(tmp_path, "method: [fast_at]\nepoch: [5]\n")
     done = sweep_cli(spec, "--results-dir", tmp_path / "results", cwd=tmp_path)
