@@ -85,7 +85,7 @@ def suite_cli(*args, cwd):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--method", "fgsm"], "unknown method 'fgsm'; choose one of: standard, fast_at"),
+    (["--method", "fast_bta"], "unknown method 'fast_bta'; choose one of: standard, fgsm, fast_at"),
     (["--arch", "vgg"], "unknown arch 'vgg'; choose one of: preact_resnet18"),
     (["--dropout", "0.1"], "arch 'small_cnn' has no dropout"),
     (["--arch", "wrn16_8", "--dropout", "1"], "dropout must be in [0, 1)"),
