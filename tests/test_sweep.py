@@ -187,11 +187,11 @@ def test_lambda_from_a_study(tmp_path, monkeypatch):
 
 def test_job_function_groups_journals_and_respects_the_lock(tmp_path, monkeypatch):
     """In-process: the W&B group is the sweep name; a locked run is skipped, not failed."""
-    import suite.commands.run
+    import suite.tracking
     from suite.sweep import train_cell
 
     groups = []
-    monkeypatch.setattr(suite.commands.run, "trackers", lambda options, group=None, **kw: groups.append(group) or [])
+    monkeypatch.setattr(suite.tracking, "trackers", lambda options, group=None, **kw: groups.append(group) or [])
     config = load_spec(tiny_spec(tmp_path, "method: [standard]\n")).configs()[0]
     run = RunDir(tmp_path / "results", config.run_id)
     with run.lock():                                  # as if another process were training it

@@ -62,7 +62,15 @@ def write_report(*, results_dir: Path, reports_dir: Path, name: str | None = Non
             run_ids = trials["run_id"].dropna().tolist()
     selection += [f"{k} in {' '.join(str(x) for x in v)}" for k, v in filters.items()]
     if wandb_project:
-        runset = load_wandb(wandb_project, run_ids, api=api, **filters)
+        try:
+            runset = load_wandb(wandb_project, run_ids, api=api, **filters)
+        except SuiteError:
+            raise
+        except Exception as err:  # no API key, no network, no such project: one line, exit 2
+            detail = " ".join(str(err).split())[:200] or type(err).__name__
+            raise SuiteError(f"cannot read W&B project {wandb_project!r} ({type(err).__name__}: {detail}); "
+                             f"set WANDB_API_KEY or run `wandb login`, check entity/project, or build the report "
+                             f"from the local records (drop --from-wandb)") from None
     else:
         runset = load_local(results_dir, run_ids, **filters)
     if runset.runs.empty and trials is None:
