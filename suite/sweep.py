@@ -432,6 +432,9 @@ def run_sweep(spec: SweepSpec, options: RunOptions, *, executor: str = "local", 
         return result
     if not todo:
         return result
+    from .prefetch import ensure_datasets
+
+    ensure_datasets(todo, options.data_dir, options.download)     # here, once, before any job starts
     import submitit
 
     # jobs may start elsewhere (a Slurm node, another working directory): give them absolute paths

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from .callbacks import Callback
+from .numbers import tidy
 
 MODES = ("offline", "online", "disabled")
 DEFAULT_PROJECT = "fast-bat-suite"
@@ -100,7 +101,7 @@ class WandbTracker(Callback):
 
     def on_epoch_end(self, epoch: int, metrics: dict) -> None:
         if self.run is not None:
-            self._guard(self.run.log, metrics)
+            self._guard(self.run.log, tidy(metrics))
 
     def on_end(self, record: dict) -> None:
         if self.run is None:
@@ -147,7 +148,7 @@ def open_run(mode: str, identity: dict, config: dict, wandb_id: str, folder: Pat
 
 def final_summary(record: dict) -> dict:
     keys = ("status", "best", "last", "best_epoch", "epoch_seconds", "error")
-    return flatten({k: record.get(k) for k in keys})
+    return tidy(flatten({k: record.get(k) for k in keys}))
 
 
 def log_best_model(run, run_dir, record: dict) -> None:

@@ -42,6 +42,7 @@ from optuna.trial import TrialState
 from .callbacks import Callback, RunPruned
 from .config import RunConfig, RunOptions
 from .errors import SuiteError
+from .numbers import tidy_frame
 from .records import RunDir, atomic_write_bytes, model_metrics, read_jsonl
 from .settings import canonical, parse_setting, split_settings
 
@@ -486,6 +487,8 @@ def run_study(spec_path, options: RunOptions, *, storage: str | None = None, wor
     if workers < 1:
         raise SuiteError(f"--workers must be at least 1, got {workers}")
     results_dir = Path(options.results_dir)
+    from .prefetch import ensure_data
+    ensure_data(spec.run_config({}).dataset, options.data_dir, options.download)   # once, before any worker
     study = open_study(spec, storage, results_dir, create=True)
     with _quiet_experimental():
         optuna.storages.fail_stale_trials(study)
@@ -548,7 +551,7 @@ def export_trials(study: optuna.Study, results_dir: Path = Path("results"), path
     """
     frame = trials_dataframe(study)
     path = Path(path) if path else Path(results_dir) / STUDIES / f"{study.study_name}.csv"
-    atomic_write_bytes(path, frame.to_csv(index=False).encode())
+    atomic_write_bytes(path, tidy_frame(frame).to_csv(index=False).encode())
     return frame
 
 

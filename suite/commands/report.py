@@ -18,16 +18,16 @@ def register(subparsers) -> None:
                    help="the overrides the sweep ran with, so its run ids match (repeatable)")
     g.add_argument("--study", metavar="NAME", help="a tuning study: its λ figure (and its runs, when no sweep or filter "
                                                    "selects others)")
-    g.add_argument("--method", nargs="+")
-    g.add_argument("--dataset", nargs="+")
-    g.add_argument("--arch", nargs="+")
-    g.add_argument("--eps", type=float, nargs="+")
+    g.add_argument("--method", nargs="+", help="only runs of these methods")
+    g.add_argument("--dataset", nargs="+", help="only runs on these data sets")
+    g.add_argument("--arch", nargs="+", help="only runs of these architectures")
+    g.add_argument("--eps", type=float, nargs="+", help="only runs at these budgets (in /255)")
     g.add_argument("--from-wandb", metavar="PROJECT", help="read the runs from this W&B project (entity/project) "
                                                            "instead of the local run records")
     g = parser.add_argument_group("where")
     g.add_argument("--name", help="report folder name (default: the sweep's or study's name, else 'report')")
-    g.add_argument("--results-dir", type=Path, default=Path("results"), help="default ./results")
-    g.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default ./reports")
+    g.add_argument("--results-dir", type=Path, default=Path("results"), help="where the run records are")
+    g.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where reports/<name>/ goes")
     parser.set_defaults(func=main)
 
 

@@ -16,17 +16,22 @@ HPARAM_FLAGS = ("lmbda", "ll_step", "implicit", "steps", "alpha", "coef")
 class OldName(argparse.Action):
     """An old spelling of a flag: stores into the new one's destination and warns."""
 
+    def __init__(self, *args, new_flag: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.new_flag = new_flag
+
     def __call__(self, parser, namespace, values, option_string=None):
-        new = "--" + self.dest.replace("_", "-")
-        print(f"warning: {option_string} is the old name of {new}; write {new}", file=sys.stderr)
+        print(f"warning: {option_string} is the old name of {self.new_flag}; write {self.new_flag}", file=sys.stderr)
         setattr(namespace, self.dest, values)
 
 
-def add_old_names(parser_or_group, names: dict, types: dict) -> None:
-    """Hidden flags ``--old-name`` storing into ``new_name`` with a warning."""
-    for old, new in names.items():
-        parser_or_group.add_argument("--" + old.replace("_", "-"), dest=new, type=types.get(new), action=OldName,
-                                     help=argparse.SUPPRESS)
+def add_old_names(parser_or_group, names: dict, types: dict, flags: dict | None = None) -> None:
+    """Hidden flags ``--old-name`` storing into ``dest`` ``names[old]`` with a warning naming the
+    new flag (``flags[dest]``, else ``--dest-with-dashes``)."""
+    for old, dest in names.items():
+        new_flag = (flags or {}).get(dest) or "--" + dest.replace("_", "-")
+        parser_or_group.add_argument("--" + old.replace("_", "-"), dest=dest, type=types.get(dest), action=OldName,
+                                     new_flag=new_flag, help=argparse.SUPPRESS)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
