@@ -3,7 +3,6 @@ what is wrong, hints that run, data fetched once, numbers without float noise, p
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import threading
 import time

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
 import textwrap
@@ -258,26 +257,6 @@ def test_concurrent_sweeps_train_each_run_once(tmp_path):
 
 
 # -- Slurm -----------------------------------------------------------------------------------
-
-FAKE_SLURM = Path(__file__).resolve().parent / "fake_slurm"
-
-
-@pytest.fixture
-def fake_slurm(tmp_path, monkeypatch) -> Path:
-    """Slurm's commands on PATH without a cluster: ``sbatch`` is tests/fake_slurm/sbatch.py,
-    ``sacct``/``squeue`` know no jobs, ``scancel`` and ``srun`` do nothing."""
-    folder = tmp_path / "fake_slurm"
-    folder.mkdir()
-    commands = {"sbatch": f'exec "{sys.executable}" "{FAKE_SLURM / "sbatch.py"}" "$@"',
-                "sacct": 'echo "JobID|State|NodeList"', "squeue": "true", "scancel": "true", "srun": "exit 1"}
-    for name, body in commands.items():
-        script = folder / name
-        script.write_text(f"#!/bin/sh\n{body}\n")
-        script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SLURM_DIR", str(folder))
-    return folder
-
 
 def test_slurm_submits_one_job_array(tmp_path, fake_slurm, capsys):
     from suite.cli import main
