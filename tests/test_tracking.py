@@ -326,3 +326,22 @@ def test_report_from_wandb_without_a_key_is_one_line_and_exit_2(tmp_path, monkey
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: cannot read W&B project 'me/project'")
     assert "WANDB_API_KEY" in err
+
+
+def test_sync_without_a_key_stops_at_once_and_marks_nothing(finished_tiny_run, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from suite.cli import main
+
+    _, results, summary = finished_tiny_run
+    results = Path(shutil.copytree(results, tmp_path / "results"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    assert main(["sync", "--results-dir", str(results)]) == 1
+    out = capsys.readouterr().out
+    assert f"{summary['run_id']}: not synced" in out and "stopped: 0 of 1 runs synced" in out
+    assert not (RunDir(results, summary["run_id"]).path / "wandb_sync.json").exists()
+    assert main(["sync", "--results-dir", str(results), "--dry-run"]) == 0
+    assert f"{summary['run_id']}: would sync" in capsys.readouterr().out

@@ -43,7 +43,6 @@ def main(args, mode: str = "online") -> int:
     if not runs:
         print(f"no runs to sync under {args.results_dir / 'runs'}")
         return 0
-    failed = 0
     for run in runs:
         if args.dry_run:
             print(f"{run.run_id}: would sync")
@@ -53,12 +52,10 @@ def main(args, mode: str = "online") -> int:
                             log_model=args.wandb_log_model)
         except SuiteError:
             raise
-        except Exception as err:  # noqa: BLE001  (no key, no network: say so, go on with the others)
-            failed += 1
+        except Exception as err:  # noqa: BLE001  (no key, no network: the others would fail alike)
             print(f"{run.run_id}: not synced: {type(err).__name__}: {' '.join(str(err).split())[:200]}")
-            continue
+            print(f"stopped: {runs.index(run)} of {len(runs)} runs synced; check WANDB_API_KEY (or wandb login) "
+                  f"and the network, then rerun suite sync (what was sent is not sent again)")
+            return 1
         print(f"{run.run_id}: {done}", flush=True)
-    if failed:
-        print(f"{failed} of {len(runs)} runs not synced; check WANDB_API_KEY (or wandb login) and the network, "
-              f"then rerun suite sync")
-    return 1 if failed else 0
+    return 0
