@@ -24,7 +24,8 @@ from .callbacks import Callback, RunPruned
 from .config import RunConfig, RunOptions
 from .data import DeviceLoader, load_splits
 from .errors import SuiteError
-from .eval import autoattack_accuracy, clean_accuracy, robust_accuracy
+from .eval import autoattack_accuracy, clean_accuracy, pgd_robust, robust_accuracy
+from .eval.pgd import percent
 from .eval.diagnostics import co_diagnostics
 from .methods import compilable, get_method
 from .models import build_model
@@ -43,12 +44,12 @@ def execute(config: RunConfig, options: RunOptions | None = None, callbacks: lis
     options = options or RunOptions()
     config = config.resolved()
     run = RunDir(options.results_dir, config.run_id)
-    if run.is_finished() and not options.force:
+    if not options.force and run.is_finished():
         return skip_finished(run)
     device = pick_device(options.device)
     data = RunData.load(config, options, device)
     with run.lock():
-        if run.is_finished() and not options.force:    # another process finished it meanwhile
+        if not options.force and run.is_finished():    # another process finished it meanwhile
             return skip_finished(run)
         if options.force:
             for path in (run.last, run.last_prev, run.best, run.metrics, run.summary):
@@ -148,7 +149,8 @@ class Trainer:
         self.eps = config.eps / 255
         info = data.info
         torch.manual_seed(config.seed)
-        self.model = build_model(config.arch, info.in_channels, info.num_classes, info.mean, info.std).to(device)
+        self.model = build_model(config.arch, info.in_channels, info.num_classes, info.mean, info.std,
+                                 dropout=config.dropout).to(device)
         self.cuda = device.type == "cuda"
         if self.cuda:
             torch.backends.cudnn.benchmark = True
@@ -243,6 +245,7 @@ class Trainer:
             "validation": f"PGD-{c.val_pgd_steps}-{c.val_pgd_restarts} on {len(d.val_x)} validation points per epoch",
             "co_probe": f"PGD-{c.val_pgd_steps} on {c.co_points} fixed training points" if c.co_points else None,
             "train_points": len(d.train_x),
+            "versions": versions(),
         }
 
     # -- one epoch -------------------------------------------------------------------------
@@ -304,9 +307,14 @@ class Trainer:
         self.evaluating = "last-epoch model"
         results = {"last": self.evaluate_test()}
         if best["epoch"] is not None and best["epoch"] != len(history) - 1:
-            self.model.load_state_dict(load_checkpoint(self.run_dir.best, self.device)["model"])
-            self.evaluating = f"best model (epoch {best['epoch'] + 1})"
-            results["best"] = self.evaluate_test()
+            state, problem = self.run_dir.recover_best(best["epoch"], map_location=self.device)
+            if state is None:
+                print(f"warning: {problem}", flush=True)
+                results["best"] = {"sa": None, "ra_pgd": None, "ra_aa": None, "unavailable": problem}
+            else:
+                self.model.load_state_dict(state)
+                self.evaluating = f"best model (epoch {best['epoch'] + 1})"
+                results["best"] = self.evaluate_test()
         else:
             self.say(f"best model = last-epoch model (epoch {len(history)}): its results count for both")
             results["best"] = dict(results["last"])
@@ -315,18 +323,21 @@ class Trainer:
                 "epoch_seconds": float(np.mean(seconds)) if seconds else None}
 
     def evaluate_test(self) -> dict:
+        """SA and RA-PGD on the test points; RA-AA on the first ``aa_points``, with RA-PGD on those
+        same points beside it (``ra_pgd_aa_subset``, from the same PGD attack) to compare like for like."""
         c, d = self.config, self.data
         self.say(f"evaluating {self.evaluating}: clean and PGD-{c.pgd_steps}-{c.pgd_restarts} on {len(d.test_x)} "
                  "test points ...")
         with self.eval_rng():
+            robust = pgd_robust(self.net, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
+                                batch_size=self.eval_batch)
             result = {"sa": clean_accuracy(self.net, d.test_x, d.test_y, batch_size=self.eval_batch),
-                      "ra_pgd": robust_accuracy(self.net, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
-                                                batch_size=self.eval_batch),
-                      "ra_aa": None}
+                      "ra_pgd": percent(robust), "ra_aa": None, "ra_pgd_aa_subset": None}
             if c.aa_points:
                 self.say(f"evaluating {self.evaluating}: AutoAttack on {c.aa_points} test points ...")
                 result["ra_aa"] = autoattack_accuracy(self.net, d.test_x[:c.aa_points], d.test_y[:c.aa_points],
                                                       self.eps, seed=c.seed, batch_size=self.eval_batch)
+                result["ra_pgd_aa_subset"] = percent(robust[:c.aa_points])
         return result
 
     # -- helpers ---------------------------------------------------------------------------
@@ -358,6 +369,19 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{__version__}+{commit}" if commit else __version__
+
+
+def versions() -> dict:
+    """The versions of the libraries that decide a result, and the suite's (with its commit)."""
+    from importlib import metadata
+
+    def version(package):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+    return {"torch": torch.__version__, "torchvision": version("torchvision"),
+            "pyautoattack": version("pyautoattack"), "suite": code_version()}
 
 
 def now() -> str:

@@ -50,7 +50,8 @@ def test_quick_bench_describes_the_device_and_settings(quick_bench):
 
 def test_quick_bench_times_every_method_relative_to_standard_and_fast_at(quick_bench):
     m = quick_bench["methods"]
-    names = {"standard", "fast_at", "fast_at_ga", "pgd2", "pgd10", "fast_bat", "fast_bat_fd"}
+    names = {"standard", "fgsm", "fast_at", "n_fgsm", "fast_at_ga", "pgd2", "pgd10", "fast_bat", "fast_bat_fd"}
+    assert set(METHODS) - {"pgd"} <= names                     # every registered method is timed
     for key in ("seconds", "ratio_to_standard", "ratio_to_fast_at", "peak_memory_bytes"):
         assert set(m[key]) == names, key
     for key in ("seconds", "ratio_to_standard", "ratio_to_fast_at"):
@@ -248,6 +249,7 @@ def test_bench_compile_times_the_steps_torch_compile_can_run():
     with contextlib.redirect_stdout(out):
         assert main(["bench", "--quick", "--arch", "small_cnn", "--only", "methods", "--compile", "--json"]) == 0
     c = json.loads(out.getvalue())["compiled"]
-    assert set(c["seconds"]) == set(c["speedup"]) == {"standard", "fast_at", "pgd2", "pgd10", "fast_bat_fd"}
+    assert set(c["seconds"]) == set(c["speedup"]) == {"standard", "fgsm", "fast_at", "n_fgsm", "pgd2", "pgd10",
+                                                         "fast_bat_fd"}
     assert c["not_compilable"] == ["fast_at_ga", "fast_bat"]      # a double backward
     assert all(_positive_finite(v) for v in [*c["seconds"].values(), *c["speedup"].values()])

@@ -10,7 +10,8 @@ from ..config import RunConfig, RunOptions
 from ..settings import ALIASES
 
 # method hyperparameters with a flag: --<name with dashes>, the same name as in specs and --set
-HPARAM_FLAGS = ("lmbda", "ll_step", "implicit", "steps", "alpha", "coef")
+HPARAM_FLAGS = ("lmbda", "ll_step", "implicit", "steps", "alpha", "coef", "alpha_factor",
+                "noise_factor")
 
 
 class OldName(argparse.Action):
@@ -38,9 +39,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of one run's configuration; None means 'the default'. Flag names are the setting
     names of specs and ``--set`` with dashes (``--train-points`` is ``train_points``)."""
     g = parser.add_argument_group("what to train")
-    g.add_argument("--method", help="standard, fast_at, fast_at_ga, pgd or fast_bat (default fast_bat)")
+    g.add_argument("--method", help="standard, fgsm, fast_at, n_fgsm, fast_at_ga, pgd or fast_bat (default fast_bat)")
     g.add_argument("--dataset", help="cifar10, cifar100, svhn, tiny_imagenet, fashion_mnist (default fashion_mnist)")
-    g.add_argument("--arch", help="preact_resnet18, wrn16_8, resnet18, resnet50, small_cnn (default small_cnn)")
+    g.add_argument("--arch", help="preact_resnet18, preact_resnet18_wong, wrn16_8, resnet18, resnet50, small_cnn "
+                                  "(default small_cnn)")
+    g.add_argument("--dropout", type=float, help="dropout rate of a network with dropout (wrn16_8: default 0.1)")
     g.add_argument("--eps", type=float, help="training and test budget in /255 (default 8)")
     g.add_argument("--seed", type=int, help="seed of the initialisation, the batches and the attacks (default 0)")
     g = parser.add_argument_group("optimisation")
@@ -61,6 +64,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                    help="pgd: step size in /255 (default eps/2 for 2 steps, 2 for 10; old name --attack-alpha)")
     g.add_argument("--coef", type=float, help="fast_at_ga: GradAlign coefficient (default 0.02*10^(eps/8); "
                                               "old name --ga-coef)")
+    g.add_argument("--alpha-factor", type=float,
+                   help="fgsm, fast_at, n_fgsm: step size as a multiple of eps (default 1, 1.25, 1)")
+    g.add_argument("--noise-factor", type=float, help="n_fgsm: uniform noise in [-k eps, k eps], k (default 2)")
     add_old_names(g, ALIASES, {"steps": int, "alpha": float, "coef": float})
     g = parser.add_argument_group("data sizes and evaluation")
     g.add_argument("--train-points", type=int, help="train on the first N points of the training split (default all)")
