@@ -7,6 +7,34 @@ import sys
 from .errors import SuiteError, os_error_line
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag shows its default, unless it has none (None, off) or its help names it already;
+    descriptions are wrapped, and epilogs written with line breaks (examples) are kept as written."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or action.default == [] or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+class Parser(argparse.ArgumentParser):
+    """The sub-commands' parser: :class:`HelpFormatter` for all of them, and for their own sub-commands."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["formatter_class"] = HelpFormatter
+        super().__init__(*args, **kwargs)
+
+    def add_subparsers(self, **kwargs):
+        kwargs.setdefault("parser_class", Parser)
+        return super().add_subparsers(**kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every module in ``suite/commands/`` is a sub-command: adding one touches no other file."""
     import importlib
@@ -14,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import commands
 
-    parser = argparse.ArgumentParser(prog="suite", description="Fast-BAT reproduction suite.")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="suite", description="Fast-BAT reproduction suite.",
+                                     formatter_class=HelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
         importlib.import_module(f"suite.commands.{module}").register(subparsers)
     return parser

@@ -148,6 +148,7 @@ class RunOptions:
     progress: bool = True
     compile: bool = False             # torch.compile the model (first-order steps and evaluation)
     wandb: str = field(default_factory=lambda: os.environ.get("SUITE_WANDB", "offline"))  # offline | online | disabled
-    wandb_project: str = "fast-bat-suite"
-    wandb_entity: str | None = None
+    wandb_project: str | None = None  # None: $WANDB_PROJECT, else fast-bat-suite
+    wandb_entity: str | None = None   # None: $WANDB_ENTITY, else the account's default
     wandb_group: str | None = None
+    wandb_log_model: bool = False     # log best.pt as a W&B model artifact

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .errors import SuiteError
+from .numbers import tidy
 
 RUNS = "runs"
 TMP_SUFFIX = ".tmp"
@@ -74,7 +75,15 @@ def write_json(path: Path, data) -> None:
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
-    atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+    """One JSON line per row, float noise rounded away (:func:`suite.numbers.tidy`)."""
+    atomic_write_bytes(path, "".join(json.dumps(tidy(r), sort_keys=True) + "\n" for r in rows).encode())
+
+
+def write_summary(path: Path, record: dict) -> None:
+    """Write a run's summary with float noise rounded away; ``record`` is tidied in place, so
+    what the caller returns and what the file holds agree."""
+    record.update(tidy(record))
+    write_json(path, record)
 
 
 def read_json(path: Path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import yaml
 
@@ -9,12 +10,30 @@ from .config import RunConfig
 from .errors import SuiteError
 
 FIELDS = {f.name for f in dataclasses.fields(RunConfig)} - {"hparams"}
+# old spellings of settings -> their one name (in suite run flags, spec keys and --set alike)
+ALIASES = {"attack_steps": "steps", "attack_alpha": "alpha", "ga_coef": "coef"}
+
+
+_warned: set[str] = set()
+
+
+def canonical(key, where: str = "") -> str:
+    """A setting's one name; an old spelling is accepted with a warning on stderr."""
+    if key in ALIASES:
+        message = f"warning: {where + ': ' if where else ''}{key!r} is the old name of {ALIASES[key]!r}; " \
+                  f"write {ALIASES[key]}"
+        if message not in _warned:
+            _warned.add(message)
+            print(message, file=sys.stderr)
+        return ALIASES[key]
+    return key
 
 
 def parse_setting(item: str, flag: str = "--set") -> tuple[str, object]:
     """``"key=value"`` -> ``(key, YAML-parsed value)``; ``flag`` names the option in errors."""
     key, sep, raw = item.partition("=")
     key = key.strip()
+    key = canonical(key, f"{flag} {item}") if flag == "--set" else key
     if not sep or not key:
         raise SuiteError(f"{flag} {item}: expected key=value, e.g. {flag} epochs=5")
     try:

@@ -51,7 +51,7 @@ import yaml
 from .callbacks import Callback
 from .config import LR_SCHEDULES, RunConfig, RunOptions
 from .errors import SuiteError
-from .settings import parse_setting, split_settings
+from .settings import canonical, parse_setting, split_settings
 
 TOP_KEYS = ("name", "description", "base", "grid", "overrides")
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig) if f.name != "hparams"}
@@ -257,10 +257,12 @@ def load_spec(path, overrides: list[str] = (), *, results_dir=None) -> SweepSpec
 
     base = {}
     for key, value in section("base", dict).items():
+        key = canonical(key, check.where(("base", key)))
         check.key(key, ("base", key))
         base[key] = entry(key, value, ("base", key))
     grid = {}
     for key, value in section("grid", dict).items():
+        key = canonical(key, check.where(("grid", key)))
         check.key(key, ("grid", key), ("seeds",))
         axis = "seed" if key == "seeds" else key
         grid[axis] = [entry(axis, v, ("grid", key, i)) for i, v in enumerate(_axis(key, value, ("grid", key), check))]
@@ -270,9 +272,11 @@ def load_spec(path, overrides: list[str] = (), *, results_dir=None) -> SweepSpec
                 or not isinstance(rule.get("when", {}), dict):
             check.fail(("overrides", i), "an override is {when: {key: value, ...}, set: {key: value, ...}}")
         for part in ("when", "set"):
-            for k in rule.get(part) or {}:
+            rule[part] = {canonical(k, check.where(("overrides", i, part, k))): v
+                          for k, v in (rule.get(part) or {}).items()}
+            for k in rule[part]:
                 check.key(k, ("overrides", i, part, k))
-        rules.append(tuple({k: entry(k, v, ("overrides", i, part, k)) for k, v in (rule.get(part) or {}).items()}
+        rules.append(tuple({k: entry(k, v, ("overrides", i, part, k)) for k, v in rule[part].items()}
                            for part in ("when", "set")))
 
     pinned = {}
@@ -360,8 +364,8 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
     raises for a failed run, so one failure never stops the sweep; the traceback goes to the
     job's log and to the run's ``error.txt``.
     """
-    from .commands.run import trackers
     from .records import RunDir, RunLocked
+    from .tracking import trackers
     from .train import execute
 
     if threads:
@@ -371,7 +375,8 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
         return {"status": "skipped", "reason": "finished"}
     journal = Journal(sweep_dir(options, sweep) / "journal.jsonl")
     try:
-        tracking = trackers(options, group=options.wandb_group or sweep, extra_config={"sweep": sweep})
+        tracking = trackers(options, group=options.wandb_group or sweep, tags=(f"sweep:{sweep}",),
+                            job_type="train", extra_config={"sweep": sweep})
         summary = execute(config, options, [journal, *tracking])
     except RunLocked:
         return {"status": "skipped", "reason": "running elsewhere"}
@@ -427,6 +432,9 @@ def run_sweep(spec: SweepSpec, options: RunOptions, *, executor: str = "local", 
         return result
     if not todo:
         return result
+    from .prefetch import ensure_datasets
+
+    ensure_datasets(todo, options.data_dir, options.download)     # here, once, before any job starts
     import submitit
 
     # jobs may start elsewhere (a Slurm node, another working directory): give them absolute paths

@@ -29,7 +29,7 @@ from .eval.pgd import percent
 from .eval.diagnostics import co_diagnostics
 from .methods import compilable, get_method
 from .models import build_model
-from .records import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl
+from .records import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl, write_summary
 
 EVAL_BATCH = {"cpu": 500, "cuda": 1000}
 PROGRESS_EVERY = 10          # iterations between progress-bar updates (each one reads the device)
@@ -193,7 +193,7 @@ class Trainer:
         try:
             for callback in callbacks:
                 callback.on_start(run, config, record)
-            write_json(run.summary, record)
+            write_summary(run.summary, record)
             for epoch in range(start_epoch, config.epochs):
                 row = self.train_epoch(epoch)
                 row.update(self.validate())
@@ -209,7 +209,7 @@ class Trainer:
                     save_checkpoint(run.best, {"model": checkpoint["model"], "epoch": epoch})
                 write_jsonl(run.metrics, history)
                 record["epochs_done"] = len(history)
-                write_json(run.summary, record)
+                write_summary(run.summary, record)
                 self.report_epoch(row)
                 for callback in callbacks:
                     callback.on_epoch_end(epoch, row)
@@ -226,7 +226,7 @@ class Trainer:
             raise
         finally:
             record["finished"] = now()
-            write_json(run.summary, record)
+            write_summary(run.summary, record)
             for callback in callbacks:
                 callback.on_end(record)
         return record
@@ -304,6 +304,7 @@ class Trainer:
 
     # -- final evaluation ------------------------------------------------------------------
     def final_evaluation(self, best: dict, history: list[dict]) -> dict:
+        self.evaluating = "last-epoch model"
         results = {"last": self.evaluate_test()}
         if best["epoch"] is not None and best["epoch"] != len(history) - 1:
             state, problem = self.run_dir.recover_best(best["epoch"], map_location=self.device)
@@ -312,8 +313,10 @@ class Trainer:
                 results["best"] = {"sa": None, "ra_pgd": None, "ra_aa": None, "unavailable": problem}
             else:
                 self.model.load_state_dict(state)
+                self.evaluating = f"best model (epoch {best['epoch'] + 1})"
                 results["best"] = self.evaluate_test()
         else:
+            self.say(f"best model = last-epoch model (epoch {len(history)}): its results count for both")
             results["best"] = dict(results["last"])
         seconds = [row["epoch_seconds"] for row in history]
         return {**results, "best_epoch": None if best["epoch"] is None else best["epoch"] + 1,
@@ -323,18 +326,31 @@ class Trainer:
         """SA and RA-PGD on the test points; RA-AA on the first ``aa_points``, with RA-PGD on those
         same points beside it (``ra_pgd_aa_subset``, from the same PGD attack) to compare like for like."""
         c, d = self.config, self.data
+        self.say(f"evaluating {self.evaluating}: clean and PGD-{c.pgd_steps}-{c.pgd_restarts} on {len(d.test_x)} "
+                 "test points ...")
         with self.eval_rng():
             robust = pgd_robust(self.net, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
                                 batch_size=self.eval_batch)
             result = {"sa": clean_accuracy(self.net, d.test_x, d.test_y, batch_size=self.eval_batch),
                       "ra_pgd": percent(robust), "ra_aa": None, "ra_pgd_aa_subset": None}
             if c.aa_points:
+                self.say(f"evaluating {self.evaluating}: AutoAttack on {c.aa_points} test points ...")
                 result["ra_aa"] = autoattack_accuracy(self.net, d.test_x[:c.aa_points], d.test_y[:c.aa_points],
                                                       self.eps, seed=c.seed, batch_size=self.eval_batch)
                 result["ra_pgd_aa_subset"] = percent(robust[:c.aa_points])
         return result
 
     # -- helpers ---------------------------------------------------------------------------
+    evaluating = "model"                 # which model the final evaluation is on, for the progress lines
+
+    def say(self, text: str) -> None:
+        """A progress line with the time since the last one (off with --quiet)."""
+        if self.options.progress:
+            now_s = time.perf_counter()
+            since = getattr(self, "_said", None)
+            tqdm.write(text + (f"  (previous step {now_s - since:.0f}s)" if since is not None else ""))
+            self._said = now_s
+
     def eval_rng(self):
         """Evaluation draws its random starts from a fixed seed, independent of training."""
         stack = contextlib.ExitStack()

@@ -43,8 +43,9 @@ from .callbacks import Callback, RunPruned
 from .checks import check_number
 from .config import RunConfig, RunOptions
 from .errors import SuiteError
+from .numbers import tidy_frame
 from .records import RunDir, atomic_write_bytes, model_metrics, read_jsonl
-from .settings import parse_setting, split_settings
+from .settings import canonical, parse_setting, split_settings
 
 STUDIES = "studies"
 SPEC_KEYS = ("name", "description", "base", "search", "objective", "sampler", "pruner", "n_trials", "heartbeat",
@@ -167,7 +168,7 @@ def load_spec(spec: str | Path | dict | StudySpec, overrides: list[str] | dict |
         raise SuiteError(f"unknown study spec key(s) {', '.join(sorted(unknown))}; valid: {', '.join(SPEC_KEYS)}")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(raw.get("name", ""))):
         raise SuiteError(f"study name must be letters, digits, '_', '-' or '.', got {raw.get('name')!r}")
-    base = dict(raw.get("base") or {})
+    base = {canonical(k, f"study {raw['name']} base"): v for k, v in (raw.get("base") or {}).items()}
     search_raw = dict(raw.get("search") or {"lmbda": [0.01, 1000]})
     coupled = bool(search_raw.pop("coupled", False))
     search = {}
@@ -411,6 +412,13 @@ def run_metrics(summary: dict, rows: list[dict]) -> dict:
     return result
 
 
+def trial_name(config: RunConfig, number: int, hparams: dict, searched) -> str:
+    """A trial's W&B name: the run's, the trial number and the searched values
+    (``fast_bat-cifar10-preact_resnet18-eps8-s0-trial7-lmbda12.3``)."""
+    values = "-".join(f"{key}{hparams[key]:.3g}" for key in searched if key in hparams)
+    return f"{config.name}-trial{number}" + (f"-{values}" if values else "")
+
+
 @dataclass
 class Objective:
     """Optuna's objective: one trial = one run of the spec's base configuration."""
@@ -428,7 +436,7 @@ class Objective:
             raise
 
     def run(self, trial: optuna.Trial):
-        from .commands.run import trackers
+        from .tracking import trackers
         from .train import execute
 
         hparams = self.spec.suggest(trial)
@@ -438,7 +446,10 @@ class Objective:
         trial.set_user_attr("hparams", config.hparams)
         extra = {"optuna_study": self.spec.name, "optuna_trial": trial.number, "optuna_params": hparams,
                  "optuna_storage": self.storage}
-        callbacks = trackers(self.options, group=self.options.wandb_group or self.spec.name, extra_config=extra)
+        callbacks = trackers(self.options, group=self.options.wandb_group or self.spec.name,
+                             name=trial_name(config, trial.number, hparams, self.spec.search),
+                             tags=(f"study:{self.spec.name}", f"trial{trial.number}"), job_type="tune",
+                             extra_config=extra)
         reporter = OptunaReporter(trial) if len(self.spec.objectives) == 1 else None
         summary = execute(config, self.options, callbacks + ([reporter] if reporter else []))
         rows = read_jsonl(run.metrics)
@@ -492,6 +503,8 @@ def run_study(spec_path, options: RunOptions, *, storage: str | None = None, wor
         spec = dataclasses.replace(spec, n_trials=n_trials)
     check_number("--workers", workers, integer=True, minimum=1)
     results_dir = Path(options.results_dir)
+    from .prefetch import ensure_data
+    ensure_data(spec.run_config({}).dataset, options.data_dir, options.download)   # once, before any worker
     study = open_study(spec, storage, results_dir, create=True)
     with _quiet_experimental():
         optuna.storages.fail_stale_trials(study)
@@ -554,7 +567,7 @@ def export_trials(study: optuna.Study, results_dir: Path = Path("results"), path
     """
     frame = trials_dataframe(study)
     path = Path(path) if path else Path(results_dir) / STUDIES / f"{study.study_name}.csv"
-    atomic_write_bytes(path, frame.to_csv(index=False).encode())
+    atomic_write_bytes(path, tidy_frame(frame).to_csv(index=False).encode())
     return frame
 
 

@@ -9,6 +9,9 @@ this process or a subprocess, computes with the same thread count, hence the sam
 from __future__ import annotations
 
 import os
+import stat
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +58,23 @@ def finished_tiny_run(tmp_path_factory):
     summary = execute(config, options)
     assert summary["status"] == "finished"
     return config, results, summary
+
+
+FAKE_SLURM = Path(__file__).resolve().parent / "fake_slurm"
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch) -> Path:
+    """Slurm's commands on PATH without a cluster: ``sbatch`` is tests/fake_slurm/sbatch.py,
+    ``sacct``/``squeue`` know no jobs, ``scancel`` and ``srun`` do nothing."""
+    folder = tmp_path / "fake_slurm"
+    folder.mkdir()
+    commands = {"sbatch": f'exec "{sys.executable}" "{FAKE_SLURM / "sbatch.py"}" "$@"',
+                "sacct": 'echo "JobID|State|NodeList"', "squeue": "true", "scancel": "true", "srun": "exit 1"}
+    for name, body in commands.items():
+        script = folder / name
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_DIR", str(folder))
+    return folder

@@ -103,9 +103,9 @@ def suite_cli(*args, cwd):
     (["--eps", "inf"], "eps must be finite, got inf"),
     (["--seed", "-1"], "seed must be at least 0, got -1"),
     (["--aa-points", "-5"], "aa_points (0: off) must be at least 0, got -5"),
-    (["--method", "pgd", "--attack-steps", "0"], "pgd hyperparameter steps must be at least 1, got 0"),
-    (["--method", "pgd", "--attack-alpha", "-2"], "pgd hyperparameter alpha (in 1/255) must be above 0, got -2"),
-    (["--method", "fast_at_ga", "--ga-coef", "inf"], "fast_at_ga hyperparameter coef must be finite, got inf"),
+    (["--method", "pgd", "--steps", "0"], "pgd hyperparameter steps must be at least 1, got 0"),
+    (["--method", "pgd", "--alpha", "-2"], "pgd hyperparameter alpha (in 1/255) must be above 0, got -2"),
+    (["--method", "fast_at_ga", "--coef", "inf"], "fast_at_ga hyperparameter coef must be finite, got inf"),
 ])
 def test_bad_input_exits_with_one_clear_line_and_writes_nothing(args, message, tmp_path):
     result = suite_cli("run", "--results-dir", str(tmp_path / "results"), "--data-dir", str(tmp_path / "data"),

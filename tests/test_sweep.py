@@ -6,7 +6,6 @@ import io
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
 import textwrap
@@ -205,11 +204,11 @@ def test_lambda_from_a_study(tmp_path, monkeypatch):
 
 def test_job_function_groups_journals_and_respects_the_lock(tmp_path, monkeypatch):
     """In-process: the W&B group is the sweep name; a locked run is skipped, not failed."""
-    import suite.commands.run
+    import suite.tracking
     from suite.sweep import train_cell
 
     groups = []
-    monkeypatch.setattr(suite.commands.run, "trackers", lambda options, group=None, **kw: groups.append(group) or [])
+    monkeypatch.setattr(suite.tracking, "trackers", lambda options, group=None, **kw: groups.append(group) or [])
     config = load_spec(tiny_spec(tmp_path, "method: [standard]\n")).configs()[0]
     run = RunDir(tmp_path / "results", config.run_id)
     with run.lock():                                  # as if another process were training it
@@ -276,26 +275,6 @@ def test_concurrent_sweeps_train_each_run_once(tmp_path):
 
 
 # -- Slurm -----------------------------------------------------------------------------------
-
-FAKE_SLURM = Path(__file__).resolve().parent / "fake_slurm"
-
-
-@pytest.fixture
-def fake_slurm(tmp_path, monkeypatch) -> Path:
-    """Slurm's commands on PATH without a cluster: ``sbatch`` is tests/fake_slurm/sbatch.py,
-    ``sacct``/``squeue`` know no jobs, ``scancel`` and ``srun`` do nothing."""
-    folder = tmp_path / "fake_slurm"
-    folder.mkdir()
-    commands = {"sbatch": f'exec "{sys.executable}" "{FAKE_SLURM / "sbatch.py"}" "$@"',
-                "sacct": 'echo "JobID|State|NodeList"', "squeue": "true", "scancel": "true", "srun": "exit 1"}
-    for name, body in commands.items():
-        script = folder / name
-        script.write_text(f"#!/bin/sh\n{body}\n")
-        script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SLURM_DIR", str(folder))
-    return folder
-
 
 def test_slurm_submits_one_job_array(tmp_path, fake_slurm, capsys):
     from suite.cli import main

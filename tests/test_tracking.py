@@ -21,7 +21,7 @@ wandb = pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2  # noqa: E402
 
 from suite.callbacks import Callback  # noqa: E402
-from suite.commands.run import trackers  # noqa: E402
+from suite.tracking import trackers  # noqa: E402
 from suite.records import RunDir, read_jsonl  # noqa: E402
 from suite.tracking import WandbTracker, flatten  # noqa: E402
 from suite.train import execute  # noqa: E402
@@ -226,3 +226,122 @@ def test_disabled_tracking_writes_nothing(tiny_config, tiny_options):
 def test_flatten():
     assert flatten({"best": {"sa": 1, "ra": {"pgd": 2}}, "status": "x"}) == {"best/sa": 1, "best/ra/pgd": 2,
                                                                             "status": "x"}
+
+
+def run_record(records):
+    [run] = [record.run for record in records if record.WhichOneof("record_type") == "run"]
+    return run
+
+
+def test_runs_carry_names_tags_job_type_and_the_project_of_the_environment(tiny_config, offline, monkeypatch):
+    monkeypatch.setenv("WANDB_PROJECT", "from-env")
+    config = dataclasses.replace(tiny_config, epochs=1)
+    tracking = trackers(offline, group="g", name="fast_bat-x-trial7-lmbda12.3", tags=("study:lam", "trial7"),
+                        job_type="tune")
+    summary = execute(config, offline, tracking)
+    [log] = wandb_logs(offline.results_dir, summary["wandb_id"])
+    run = run_record(read_finished_log(log))
+    assert (run.project, run.run_group, run.display_name, run.job_type) == (
+        "from-env", "g", "fast_bat-x-trial7-lmbda12.3", "tune")
+    assert list(run.tags) == ["fast_bat", "fashion_mnist", "small_cnn", "eps8", "seed0", "study:lam", "trial7"]
+    assert summary["wandb"]["project"] == "from-env" and summary["wandb"]["mode"] == "offline"
+
+    flagged = dataclasses.replace(offline, wandb_project="from-flag", force=True)   # the flag wins
+    summary = execute(config, flagged, trackers(flagged))
+    [log] = [p for p in wandb_logs(offline.results_dir, summary["wandb_id"])
+             if run_record(read_finished_log(p)).project == "from-flag"]
+    assert run_record(read_finished_log(log)).job_type == "train"
+
+
+def test_trial_names_are_unique_and_readable(tiny_config):
+    from suite.tune import trial_name
+
+    config = tiny_config.resolved()
+    assert trial_name(config, 7, {"lmbda": 12.345, "ll_step": 20.6}, {"lmbda": {}}) == \
+        "fast_bat-fashion_mnist-small_cnn-eps8-s0-trial7-lmbda12.3"
+
+
+def test_best_model_is_logged_as_an_artifact(tiny_config, offline):
+    options = dataclasses.replace(offline, wandb_log_model=True)
+    summary = execute(dataclasses.replace(tiny_config, epochs=1), options, trackers(options))
+    [log] = wandb_logs(options.results_dir, summary["wandb_id"])
+    [artifact] = [r.artifact for r in read_finished_log(log) if r.WhichOneof("record_type") == "artifact"]
+    assert artifact.type == "model" and artifact.name == f"model-{summary['run_id']}"
+    assert [entry.path for entry in artifact.manifest.contents] == ["best.pt"]
+
+
+def test_sync_replays_a_resumed_offline_run_whole_and_once(tiny_config, offline, tmp_path):
+    """Killed after epoch 1 and resumed: two offline folders with one id, each half of the history
+    (``wandb sync`` of both would keep one half); ``suite sync`` sends both epochs in order, once."""
+    from suite.tracking import sync_run
+
+    with pytest.raises(RuntimeError, match="boom"):
+        execute(tiny_config, offline, trackers(offline, group="sw", tags=("sweep:sw",), extra_config={"sweep": "sw"})
+                + [Boom()])
+    summary = execute(tiny_config, offline, trackers(offline, group="sw", tags=("sweep:sw",),
+                                                     extra_config={"sweep": "sw"}))
+    run = RunDir(offline.results_dir, summary["run_id"])
+    assert len(wandb_logs(offline.results_dir, summary["wandb_id"])) == 2
+
+    target = tmp_path / "synced"
+    assert sync_run(run, mode="offline", folder=target) == "2 epochs, summary (finished)"
+    [log] = wandb_logs(target, summary["wandb_id"])
+    records = read_finished_log(log)
+    assert logged_history(records) == read_jsonl(run.metrics)          # both epochs, in order, exactly
+    assert logged_summary(records)["best/sa"] == summary["best"]["sa"]
+    assert (logged_config(records)["run_id"], logged_config(records)["sweep"]) == (summary["run_id"], "sw")
+    meta = run_record(records)
+    assert (meta.run_id, meta.run_group, list(meta.tags)[-1], meta.job_type) == (
+        summary["wandb_id"], "sw", "sweep:sw", "train")
+    assert exit_codes(records) == [0]
+
+    assert sync_run(run, mode="offline", folder=target) == "up to date"    # nothing is sent twice
+    assert len(wandb_logs(target, summary["wandb_id"])) == 1
+
+
+def test_sync_sends_only_new_epochs_of_a_run_synced_while_training(tiny_config, offline, tmp_path):
+    from suite.tracking import sync_run
+
+    with pytest.raises(RuntimeError, match="boom"):
+        execute(tiny_config, offline, [Boom()])
+    run = RunDir(offline.results_dir, tiny_config.resolved().run_id)
+    target = tmp_path / "synced"
+    assert sync_run(run, mode="offline", folder=target) == "1 epochs, summary (failed)"
+    execute(tiny_config, offline)
+    assert sync_run(run, mode="offline", folder=target) == "1 epochs, summary (finished)"
+    wandb_id = json.loads((run.path / "wandb_sync.json").read_text())["wandb_id"]
+    first, second = (read_finished_log(log) for log in wandb_logs(target, wandb_id))
+    assert logged_history(first) + logged_history(second) == read_jsonl(run.metrics)
+
+
+def test_report_from_wandb_without_a_key_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    from suite.cli import main
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))                     # no ~/.netrc with a key
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    assert main(["report", "--from-wandb", "me/project", "--results-dir", str(tmp_path / "r"),
+                 "--reports-dir", str(tmp_path / "reports")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: cannot read W&B project 'me/project'")
+    assert "WANDB_API_KEY" in err
+
+
+def test_sync_without_a_key_stops_at_once_and_marks_nothing(finished_tiny_run, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from suite.cli import main
+
+    _, results, summary = finished_tiny_run
+    results = Path(shutil.copytree(results, tmp_path / "results"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    assert main(["sync", "--results-dir", str(results)]) == 1
+    out = capsys.readouterr().out
+    assert f"{summary['run_id']}: not synced" in out and "stopped: 0 of 1 runs synced" in out
+    assert not (RunDir(results, summary["run_id"]).path / "wandb_sync.json").exists()
+    assert main(["sync", "--results-dir", str(results), "--dry-run"]) == 0
+    assert f"{summary['run_id']}: would sync" in capsys.readouterr().out

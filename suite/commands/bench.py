@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .run import add_old_names
+
 
 def register(subparsers) -> None:
     from ..bench import SECTIONS
@@ -26,8 +28,10 @@ def register(subparsers) -> None:
                         help=f"measure only these sections: {', '.join(SECTIONS)}")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few rounds (a smoke test)")
     parser.add_argument("--images", type=int, help="pipeline: synthetic images per epoch (default 2048 on CPU)")
-    parser.add_argument("--workers", type=int,
-                        help="pipeline: DataLoader workers, compared with 0 workers (default min(4, CPUs))")
+    parser.add_argument("--loader-workers", dest="workers", type=int,
+                        help="pipeline: DataLoader worker processes, compared with 0 workers (default min(4, CPUs); "
+                             "old name --workers, which elsewhere means runs at a time)")
+    add_old_names(parser, {"workers": "workers"}, {"workers": int}, flags={"workers": "--loader-workers"})
     parser.add_argument("--eval-points", type=int, help="eval: test points attacked (default 200 on CPU)")
     parser.add_argument("--eval-steps", type=int, help="eval: PGD steps (default 50)")
     parser.add_argument("--eval-restarts", type=int, help="eval: PGD restarts (default 10)")
@@ -38,7 +42,7 @@ def register(subparsers) -> None:
                         help="torch CPU threads (default torch's; on a busy shared machine 1 is often faster)")
     parser.add_argument("--compile", action="store_true",
                         help="methods: also time each step that torch.compile can run (compiled in the warm-up)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the models and inputs")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON instead of the table")
     parser.set_defaults(func=main)
 

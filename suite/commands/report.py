@@ -18,16 +18,16 @@ def register(subparsers) -> None:
                    help="the overrides the sweep ran with, so its run ids match (repeatable)")
     g.add_argument("--study", metavar="NAME", help="a tuning study: its λ figure (and its runs, when no sweep or filter "
                                                    "selects others)")
-    g.add_argument("--method", nargs="+")
-    g.add_argument("--dataset", nargs="+")
-    g.add_argument("--arch", nargs="+")
-    g.add_argument("--eps", type=float, nargs="+")
+    g.add_argument("--method", nargs="+", help="only runs of these methods")
+    g.add_argument("--dataset", nargs="+", help="only runs on these data sets")
+    g.add_argument("--arch", nargs="+", help="only runs of these architectures")
+    g.add_argument("--eps", type=float, nargs="+", help="only runs at these budgets (in /255)")
     g.add_argument("--from-wandb", metavar="PROJECT", help="read the runs from this W&B project (entity/project) "
                                                            "instead of the local run records")
     g = parser.add_argument_group("where")
     g.add_argument("--name", help="report folder name (default: the sweep's or study's name, else 'report')")
-    g.add_argument("--results-dir", type=Path, default=Path("results"), help="default ./results")
-    g.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default ./reports")
+    g.add_argument("--results-dir", type=Path, default=Path("results"), help="where the run records are")
+    g.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where reports/<name>/ goes")
     parser.set_defaults(func=main)
 
 
@@ -62,7 +62,15 @@ def write_report(*, results_dir: Path, reports_dir: Path, name: str | None = Non
             run_ids = trials["run_id"].dropna().tolist()
     selection += [f"{k} in {' '.join(str(x) for x in v)}" for k, v in filters.items()]
     if wandb_project:
-        runset = load_wandb(wandb_project, run_ids, api=api, **filters)
+        try:
+            runset = load_wandb(wandb_project, run_ids, api=api, **filters)
+        except SuiteError:
+            raise
+        except Exception as err:  # no API key, no network, no such project: one line, exit 2
+            detail = " ".join(str(err).split())[:200] or type(err).__name__
+            raise SuiteError(f"cannot read W&B project {wandb_project!r} ({type(err).__name__}: {detail}); "
+                             f"set WANDB_API_KEY or run `wandb login`, check entity/project, or build the report "
+                             f"from the local records (drop --from-wandb)") from None
     else:
         runset = load_local(results_dir, run_ids, **filters)
     if runset.runs.empty and trials is None:

@@ -6,12 +6,14 @@ from pathlib import Path
 
 from ..errors import SuiteError
 from .run import add_option_arguments, options_from_args
+from .sweep import add_slurm_arguments, check_launch_numbers, slurm_parameters
 
 EPILOG = """examples:
   suite reproduce --list                         # the presets, their runs and cost
   suite reproduce                                # the smoke preset (CPU minutes)
   suite reproduce table1 --set seeds=3 --workers 4
   suite reproduce co --executor slurm --partition gpu
+  suite reproduce table1 --executor slurm --partition gpu --no-wait   # submit and return
   suite reproduce smoke --set epochs=1 --set train_points=256 --study-set n_trials=2
 Rerunning a preset continues where it stopped: finished runs are skipped and the study
 resumes. --set overrides reach the sweeps, and the plain run settings among them (epochs=...,
@@ -39,12 +41,10 @@ def register(subparsers) -> None:
     parser.add_argument("--sweeps-dir", type=Path, help="where the specs are (default ./sweeps, else the checkout's)")
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default ./reports")
     g = parser.add_argument_group("slurm (--executor slurm), as in `suite sweep`")
-    g.add_argument("--partition")
-    g.add_argument("--time", type=int, default=24 * 60, help="minutes per run (default 1440)")
-    g.add_argument("--gpus-per-job", type=int, default=1)
-    g.add_argument("--cpus-per-job", type=int, default=8)
-    g.add_argument("--array-parallelism", type=int, default=64)
-    g.add_argument("--slurm", dest="slurm_extra", action="append", default=[], metavar="KEY=VALUE")
+    add_slurm_arguments(g)
+    g.add_argument("--no-wait", action="store_true",
+                   help="submit the sweeps' job arrays and return (the study and the report are left for "
+                        "later: the command prints them); follow with suite runs")
     add_option_arguments(parser)
     parser.set_defaults(func=main)
 
@@ -74,27 +74,47 @@ def list_presets(args) -> str:
 
 
 def main(args) -> int:
+    import shlex
+
     from ..presets import get_preset, make_plan, spec_path
+    from ..prefetch import ensure_datasets
     from ..sweep import run_sweep
     from .report import write_report
 
     if args.list:
         print(list_presets(args))
         return 0
-    if args.workers is not None and args.workers < 1:
-        raise SuiteError(f"--workers must be at least 1, got {args.workers}")
+    check_launch_numbers(args)
+    if args.no_wait and args.executor != "slurm":
+        raise SuiteError("--no-wait needs --executor slurm (local runs stop when this command stops)")
     preset = get_preset(args.preset)
     plan = make_plan(preset, args.overrides, args.study_set, args.sweeps_dir)   # checks every spec first
     options = options_from_args(args)
+    configs = plan.configs + ([plan.trial_config] if plan.study_spec else [])
+    ensure_datasets(configs, options.data_dir, options.download)              # once, before any launch
+    slurm = slurm_parameters(args) if args.executor == "slurm" else None
     failed = []
     for spec in plan.sweep_specs:
-        slurm = None
-        if args.executor == "slurm":
-            from .sweep import slurm_parameters
-            slurm = slurm_parameters(args)
-        result = run_sweep(spec, options, executor=args.executor, workers=args.workers, slurm=slurm)
+        result = run_sweep(spec, options, executor=args.executor, workers=args.workers, slurm=slurm,
+                           wait=not args.no_wait)
         print(f"sweep {spec.name}: {result.report()}", flush=True)
         failed += result.failed
+    sets = "".join(f" --set {shlex.quote(item)}" for item in args.overrides)
+    where = "" if options.results_dir == type(options)().results_dir else f" --results-dir {options.results_dir}"
+    if args.no_wait:
+        from ..presets import study_overrides
+
+        report = f"suite report{where}" + "".join(f" --sweep {spec_path(name, args.sweeps_dir)}"
+                                                  for name in preset.sweeps) + sets
+        print(f"follow the runs: suite runs{where} --dataset {' '.join(sorted({c.dataset for c in configs}))}")
+        if plan.study_spec:
+            tune_sets = "".join(f" --set {shlex.quote(item)}"
+                                for item in study_overrides(args.overrides, args.study_set))
+            print(f"the study: suite tune {spec_path(preset.study, args.sweeps_dir)}{tune_sets}{where} "
+                  f"(on a GPU machine)")
+            report += f" --study {plan.study_spec.name}"
+        print(f"when they are done, the report: {report} --name {preset.name}")
+        return 0
     study_name = None
     if plan.study_spec:
         from ..tune import run_study

@@ -3,18 +3,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..config import RunConfig, RunOptions
+from ..settings import ALIASES
 
-# command-line flag -> method hyperparameter name
-HPARAM_FLAGS = {"lmbda": "lmbda", "ll_step": "ll_step", "attack_steps": "steps", "attack_alpha": "alpha",
-                "ga_coef": "coef", "implicit": "implicit", "alpha_factor": "alpha_factor",
-                "noise_factor": "noise_factor"}
+# method hyperparameters with a flag: --<name with dashes>, the same name as in specs and --set
+HPARAM_FLAGS = ("lmbda", "ll_step", "implicit", "steps", "alpha", "coef", "alpha_factor",
+                "noise_factor")
+
+
+class OldName(argparse.Action):
+    """An old spelling of a flag: stores into the new one's destination and warns."""
+
+    def __init__(self, *args, new_flag: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.new_flag = new_flag
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"warning: {option_string} is the old name of {self.new_flag}; write {self.new_flag}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_old_names(parser_or_group, names: dict, types: dict, flags: dict | None = None) -> None:
+    """Hidden flags ``--old-name`` storing into ``dest`` ``names[old]`` with a warning naming the
+    new flag (``flags[dest]``, else ``--dest-with-dashes``)."""
+    for old, dest in names.items():
+        new_flag = (flags or {}).get(dest) or "--" + dest.replace("_", "-")
+        parser_or_group.add_argument("--" + old.replace("_", "-"), dest=dest, type=types.get(dest), action=OldName,
+                                     new_flag=new_flag, help=argparse.SUPPRESS)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of one run's configuration; None means 'the default'."""
+    """The flags of one run's configuration; None means 'the default'. Flag names are the setting
+    names of specs and ``--set`` with dashes (``--train-points`` is ``train_points``)."""
     g = parser.add_argument_group("what to train")
     g.add_argument("--method", help="standard, fgsm, fast_at, n_fgsm, fast_at_ga, pgd or fast_bat (default fast_bat)")
     g.add_argument("--dataset", help="cifar10, cifar100, svhn, tiny_imagenet, fashion_mnist (default fashion_mnist)")
@@ -22,28 +45,35 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                                   "(default small_cnn)")
     g.add_argument("--dropout", type=float, help="dropout rate of a network with dropout (wrn16_8: default 0.1)")
     g.add_argument("--eps", type=float, help="training and test budget in /255 (default 8)")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seed", type=int, help="seed of the initialisation, the batches and the attacks (default 0)")
     g = parser.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help="default 20")
     g.add_argument("--batch-size", type=int, help="default 128")
     g.add_argument("--lr", type=float, help="peak learning rate (default 0.2)")
-    g.add_argument("--lr-schedule", choices=["cyclic", "multistep", "constant"])
+    g.add_argument("--lr-schedule", choices=["cyclic", "multistep", "constant"],
+                   help="cyclic: 0 -> lr -> 0 per iteration; multistep: x0.1 at 50%% and 75%% (default cyclic)")
+    g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    g.add_argument("--weight-decay", type=float, help="SGD weight decay (default 5e-4)")
     g = parser.add_argument_group("method hyperparameters (default: the method's, by eps)")
     g.add_argument("--lmbda", type=float, help="fast_bat: lower-level regularizer lambda (default 10)")
     g.add_argument("--ll-step", type=float, help="fast_bat: lower-level step a in /255 (default 5000 if eps<=8 else 2000)")
     g.add_argument("--implicit", choices=["exact", "finite_diff"],
-                   help="fast_bat: implicit-gradient term by double backward (default) or finite difference")
-    g.add_argument("--attack-steps", type=int, help="pgd: attack steps (default 10)")
-    g.add_argument("--attack-alpha", type=float, help="pgd: step size in /255 (default eps/2 for 2 steps, 2 for 10)")
+                   help="fast_bat: implicit-gradient term by double backward or finite difference (default exact)")
+    g.add_argument("--steps", type=int, help="pgd: attack steps (default 10; old name --attack-steps)")
+    g.add_argument("--alpha", type=float,
+                   help="pgd: step size in /255 (default eps/2 for 2 steps, 2 for 10; old name --attack-alpha)")
+    g.add_argument("--coef", type=float, help="fast_at_ga: GradAlign coefficient (default 0.02*10^(eps/8); "
+                                              "old name --ga-coef)")
     g.add_argument("--alpha-factor", type=float,
                    help="fgsm, fast_at, n_fgsm: step size as a multiple of eps (default 1, 1.25, 1)")
     g.add_argument("--noise-factor", type=float, help="n_fgsm: uniform noise in [-k eps, k eps], k (default 2)")
-    g.add_argument("--ga-coef", type=float, help="fast_at_ga: GradAlign coefficient (default 0.02*10^(eps/8))")
+    add_old_names(g, ALIASES, {"steps": int, "alpha": float, "coef": float})
     g = parser.add_argument_group("data sizes and evaluation")
-    g.add_argument("--train-points", type=int, help="train on the first N points of the training split")
+    g.add_argument("--train-points", type=int, help="train on the first N points of the training split (default all)")
     g.add_argument("--val-points", type=int, help="validation points checked each epoch (default 1000)")
     g.add_argument("--test-points", type=int, help="test points for SA and RA-PGD (default: all)")
     g.add_argument("--val-pgd-steps", type=int, help="steps of the per-epoch validation PGD (default 10)")
+    g.add_argument("--val-pgd-restarts", type=int, help="restarts of the per-epoch validation PGD (default 1)")
     g.add_argument("--pgd-steps", type=int, help="final PGD steps (default 50)")
     g.add_argument("--pgd-restarts", type=int, help="final PGD restarts (default 10)")
     g.add_argument("--aa-points", type=int, help="AutoAttack test points (default 1000; 0 skips AutoAttack)")
@@ -52,21 +82,24 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("where and how")
-    g.add_argument("--results-dir", type=Path, default=Path("results"), help="default ./results")
-    g.add_argument("--data-dir", type=Path, default=Path("data"), help="default ./data")
+    g.add_argument("--results-dir", type=Path, default=Path("results"), help="where run records go")
+    g.add_argument("--data-dir", type=Path, default=Path("data"), help="where data sets are (and are downloaded to)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--no-download", action="store_true", help="never try to download a data set")
     g.add_argument("--force", action="store_true", help="train again even if the run finished")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the model for evaluation and first-order training steps (Fast-BAT's "
                         "exact term and GradAlign train uncompiled: no double backward); measure first with "
                         "suite bench --compile")
+    g = parser.add_argument_group("Weights & Biases")
     g.add_argument("--wandb", choices=["offline", "online", "disabled"], default=None,
-                   help="Weights & Biases mode (default offline; $SUITE_WANDB overrides the default)")
-    g.add_argument("--wandb-project", default="fast-bat-suite")
-    g.add_argument("--wandb-entity")
-    g.add_argument("--wandb-group")
+                   help="W&B mode (default offline; $SUITE_WANDB sets the default)")
+    g.add_argument("--wandb-project", help="W&B project (default $WANDB_PROJECT, else fast-bat-suite)")
+    g.add_argument("--wandb-entity", help="W&B entity, a user or team (default $WANDB_ENTITY, else your default)")
+    g.add_argument("--wandb-group", help="W&B group (default: the sweep's or study's name, else $WANDB_RUN_GROUP)")
+    g.add_argument("--wandb-log-model", action="store_true",
+                   help="log the early-stopped checkpoint (best.pt) as a W&B model artifact")
 
 
 def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
@@ -77,7 +110,7 @@ def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) ->
         if value is not None:
             fields[name] = value
     hparams = dict(fields["hparams"])
-    hparams.update({hp: getattr(args, flag) for flag, hp in HPARAM_FLAGS.items() if getattr(args, flag, None) is not None})
+    hparams.update({name: getattr(args, name) for name in HPARAM_FLAGS if getattr(args, name, None) is not None})
     fields["hparams"] = hparams
     return RunConfig.from_dict(fields)
 
@@ -87,16 +120,10 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
                          download=not args.no_download, force=args.force, progress=not args.quiet,
                          compile=args.compile,
                          wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
-                         wandb_group=args.wandb_group)
+                         wandb_group=args.wandb_group, wandb_log_model=args.wandb_log_model)
     if args.wandb:
         options.wandb = args.wandb
     return options
-
-
-def trackers(options: RunOptions, group: str | None = None, extra_config: dict | None = None) -> list:
-    from ..tracking import WandbTracker
-    return [WandbTracker(options.wandb, options.wandb_project, options.wandb_entity,
-                         group or options.wandb_group, extra_config)]
 
 
 def register(subparsers) -> None:
@@ -108,6 +135,7 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
+    from ..tracking import trackers
     from ..train import execute
 
     options = options_from_args(args)

@@ -6,27 +6,50 @@ from pathlib import Path
 SORT = ["dataset", "arch", "eps", "method", "seed", "run_id"]
 
 
+STATUSES = ("running", "finished", "failed", "pruned", "interrupted")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("runs", help="list run records",
                                    description="List the run records as a table (or CSV with every column).")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"))
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where the run records are")
     for column in ("method", "dataset", "arch", "status"):
         parser.add_argument(f"--{column}", nargs="+", help=f"keep runs with this {column} (several allowed)")
-    parser.add_argument("--eps", type=float, nargs="+")
-    parser.add_argument("--seed", type=int, nargs="+")
+    parser.add_argument("--eps", type=float, nargs="+", help="keep runs with this budget in /255 (several allowed)")
+    parser.add_argument("--seed", type=int, nargs="+", help="keep runs with this seed (several allowed)")
     parser.add_argument("--csv", action="store_true", help="print CSV with every column instead of the table")
     parser.set_defaults(func=main)
 
 
+def check_filters(args) -> None:
+    """An unknown method, dataset, arch or status is a typo, not an empty selection."""
+    import difflib
+
+    from ..data import DATASETS
+    from ..methods import METHODS
+    from ..models import ARCHS
+    from ..errors import SuiteError
+
+    for column, known in (("method", METHODS), ("dataset", DATASETS), ("arch", ARCHS), ("status", STATUSES)):
+        for value in getattr(args, column) or ():
+            if value not in known:
+                hint = difflib.get_close_matches(value, list(known), n=1)
+                raise SuiteError(f"unknown {column} {value!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                                 + f"; choose from: {', '.join(known)}")
+
+
 def main(args) -> int:
+    from ..numbers import tidy_frame
     from ..records import runs_dataframe
 
+    check_filters(args)
     frame = runs_dataframe(args.results_dir, method=args.method, dataset=args.dataset, arch=args.arch,
                            status=args.status, eps=args.eps, seed=args.seed)
     if args.csv:
-        print(frame.to_csv(index=False), end="")
+        print(tidy_frame(frame).to_csv(index=False), end="")
     elif frame.empty:
-        print(f"no runs under {args.results_dir / 'runs'}")
+        print(f"no runs under {args.results_dir / 'runs'}" + (" match these filters" if any(
+            getattr(args, c) for c in ("method", "dataset", "arch", "status", "eps", "seed")) else ""))
     else:
         print(table(frame))
     return 0

@@ -27,19 +27,35 @@ def register(subparsers) -> None:
                         help="override a base setting or a grid axis (YAML value; repeatable): "
                              "--set epochs=5 --set seeds=[0,1] --set eps=[8] --set lmbda=best:STUDY.yaml")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, their ids and which are done")
-    parser.add_argument("--executor", choices=["local", "slurm"], default="local")
+    parser.add_argument("--executor", choices=["local", "slurm"], default="local",
+                        help="local: processes on this machine; slurm: one job array")
     parser.add_argument("--workers", type=int, help="local: runs at a time (default: one per GPU, else 1)")
     g = parser.add_argument_group("slurm (--executor slurm): one job array")
-    g.add_argument("--partition")
-    g.add_argument("--time", type=int, default=24 * 60, help="minutes per run (default 1440)")
-    g.add_argument("--gpus-per-job", type=int, default=1, help="default 1")
-    g.add_argument("--cpus-per-job", type=int, default=8, help="default 8")
-    g.add_argument("--array-parallelism", type=int, default=64, help="array tasks running at once (default 64)")
-    g.add_argument("--slurm", dest="slurm_extra", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other submitit SlurmExecutor parameter, e.g. account=abc, mem=32G, qos=high")
+    add_slurm_arguments(g)
     g.add_argument("--no-wait", action="store_true", help="submit and return instead of waiting for the jobs")
     add_option_arguments(parser)
     parser.set_defaults(func=main)
+
+
+def add_slurm_arguments(g) -> None:
+    """The Slurm flags of sweep and reproduce."""
+    g.add_argument("--partition", help="Slurm partition (default: the cluster's)")
+    g.add_argument("--time", type=int, default=24 * 60, help="minutes per run")
+    g.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per run")
+    g.add_argument("--cpus-per-job", type=int, default=8, help="CPU cores per run (also its torch threads)")
+    g.add_argument("--array-parallelism", type=int, default=64, help="array tasks running at once")
+    g.add_argument("--slurm", dest="slurm_extra", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other submitit SlurmExecutor parameter, e.g. account=abc, mem=32G, qos=high")
+
+
+def check_launch_numbers(args) -> None:
+    """Workers and Slurm sizes are positive (GPUs may be 0)."""
+    for flag, value in (("--workers", args.workers), ("--time", args.time), ("--cpus-per-job", args.cpus_per_job),
+                        ("--array-parallelism", args.array_parallelism)):
+        if value is not None and value < 1:
+            raise SuiteError(f"{flag} must be at least 1, got {value}")
+    if args.gpus_per_job < 0:
+        raise SuiteError(f"--gpus-per-job must be at least 0, got {args.gpus_per_job}")
 
 
 def slurm_parameters(args) -> dict:
@@ -57,12 +73,7 @@ def slurm_parameters(args) -> dict:
 def main(args) -> int:
     from ..sweep import load_spec, run_sweep
 
-    for flag, value in (("--workers", args.workers), ("--time", args.time), ("--cpus-per-job", args.cpus_per_job),
-                        ("--array-parallelism", args.array_parallelism)):
-        if value is not None and value < 1:
-            raise SuiteError(f"{flag} must be at least 1, got {value}")
-    if args.gpus_per_job < 0:
-        raise SuiteError(f"--gpus-per-job must be at least 0, got {args.gpus_per_job}")
+    check_launch_numbers(args)
     spec = load_spec(args.spec, args.overrides, results_dir=args.results_dir)
     options = options_from_args(args)
     result = run_sweep(spec, options, executor=args.executor, workers=args.workers,

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     g = parser.add_argument_group("study")
     g.add_argument("--storage", help="Optuna storage URL (sqlite:///..., postgresql://user@host/db) or a journal "
                                      "file path (default <results>/studies/<name>.journal)")
-    g.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    g.add_argument("--workers", type=int, default=1, help="worker processes on this machine, one trial each at a time")
     g.add_argument("--n-trials", type=int, help="finished trials the study should hold (default: the spec's)")
     g.add_argument("--show", action="store_true", help="print the best parameters and the trials table; run nothing")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -55,7 +55,20 @@ def main(args) -> int:
                       overrides=args.set)
     frame = export_trials(study, options.results_dir)
     states = frame["state"].value_counts().to_dict() if len(frame) else {}
-    print(f"study {study.study_name}: {len(frame)} trials {states}; "
-          f"see `suite tune {args.spec} --show{' --storage URL' if args.storage else ''}`")
+    print(f"study {study.study_name}: {len(frame)} trials {states}; see: {show_command(args)}")
     print(f"trials table: {Path(options.results_dir) / 'studies' / (study.study_name + '.csv')}")
     return 0
+
+
+def show_command(args) -> str:
+    """The ``suite tune ... --show`` command for the study just run (same spec, settings, storage)."""
+    import shlex
+
+    from ..tune import redact
+
+    parts = ["suite", "tune", str(args.spec), "--show"] + [f"--set={item}" for item in args.set]
+    if args.storage:
+        parts += ["--storage", redact(args.storage)]
+    if Path(args.results_dir) != Path("results"):
+        parts += ["--results-dir", str(args.results_dir)]
+    return shlex.join(parts)

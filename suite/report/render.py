@@ -18,6 +18,7 @@ import pandas as pd
 from . import figures as figs
 from . import tables
 from .co import CO_RULE
+from ..numbers import tidy_frame
 from .sources import RunSet
 
 FIGURE_TITLES = {
@@ -176,7 +177,7 @@ def build_report(runset: RunSet, folder: Path, *, title: str = "Fast-BAT reprodu
     report = Report(folder, folder / "report.md", folder / "report.html")
     for name, frame in zip(TABLE_FILES, (summary, comparison, table1, cost, run_table)):
         if not frame.empty:
-            frame.to_csv(folder / name, index=False)
+            tidy_frame(frame).to_csv(folder / name, index=False)
             report.tables[name[:-4]] = folder / name
     figures = make_figures(runset, summary, cost, trials)
     for name, fig in figures.items():
