@@ -62,12 +62,57 @@ def test_pgd_adversarial_examples_are_feasible(trained):
     from suite.attacks import input_grad, project, uniform_init
     model, x, y = trained
     torch.manual_seed(3)
-    delta = uniform_init(x, EPS)
+    delta = delta0 = uniform_init(x, EPS)
     for _ in range(10):
         grad, _ = input_grad(model, x + delta, y)
         delta = project(delta + EPS / 4 * grad.sign(), x, EPS)
     assert delta.abs().max() <= EPS + 1e-6 and (x + delta).min() >= 0 and (x + delta).max() <= 1
     by_hand = (model(x + delta).argmax(1) != y)
-    torch.manual_seed(3)
-    ours = pgd_broken(model, x, y, EPS, steps=10, restarts=1)
-    assert int(ours.sum()) >= int(by_hand.sum())
+    for early_exit in (True, False):          # the same starts: every point broken by hand is broken
+        ours = pgd_broken(model, x, y, EPS, steps=10, restarts=1, early_exit=early_exit, batch_size=128,
+                          start=lambda points, restart: delta0[points])
+        assert ours[by_hand].all() and by_hand.any()
+
+
+def per_point_starts(x, eps):
+    """A random start that depends only on the point and the restart, not on the batch it runs in."""
+    def start(points, restart):
+        return torch.stack([uniform_init_seeded(x[i], eps, 7919 * restart + int(i)) for i in points])
+    return start
+
+
+def uniform_init_seeded(xi, eps, seed):
+    g = torch.Generator().manual_seed(seed)
+    delta = (torch.rand(xi.shape, generator=g, dtype=xi.dtype) * 2 - 1) * eps
+    return (xi + delta).clamp(0, 1) - xi
+
+
+class BatchSizes(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.sizes = model, []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        return self.model(x)
+
+
+def test_early_exit_refill_gives_the_full_attacks_verdicts_with_full_batches(trained):
+    """Same per-point starts: the refilled early exit breaks exactly the points the full attack breaks,
+    keeps every batch full until its queue runs dry, and runs fewer samples through the model."""
+    model, x, y = trained
+    model64 = BatchSizes(model.double())
+    x64 = x[:120].double()
+    eps, steps, restarts, slots = 10 / 255, 6, 3, 32
+    start = per_point_starts(x64, eps)
+    full = pgd_broken(model64, x64, y[:120], eps, steps, restarts, early_exit=False, batch_size=slots, start=start)
+    full_work = sum(model64.sizes)
+    model64.sizes.clear()
+    early = pgd_broken(model64, x64, y[:120], eps, steps, restarts, early_exit=True, batch_size=slots, start=start)
+    model.float()
+    assert 0.2 < full.float().mean() < 0.9, "the comparison needs both broken and robust points"
+    assert torch.equal(early, full)
+    sizes = model64.sizes[1 + (120 - 1) // slots:]             # after the clean pass
+    drain = next(i for i, n in enumerate(sizes) if n < slots)
+    assert len(sizes) - drain <= steps + 1                    # only the last attempts run in a partial batch
+    assert sum(model64.sizes) < full_work
