@@ -28,6 +28,7 @@ from .errors import SuiteError
 from .eval import autoattack_accuracy, clean_accuracy, robust_accuracy
 from .eval.diagnostics import co_diagnostics
 from .methods import compilable, get_method
+from .methods import precision as method_precision
 from .models import build_model
 from .records import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl
 
@@ -119,10 +120,10 @@ def device_layout(tensor_or_model, device: torch.device):
     return tensor_or_model.to(memory_format=torch.channels_last)
 
 
-def training_autocast(device: torch.device, cache_enabled: bool = True):
-    """bf16 autocast for the training step on CUDA; full precision elsewhere. A CUDA graph's capture
-    needs ``cache_enabled=False``."""
-    if device.type != "cuda":
+def training_autocast(device: torch.device, cache_enabled: bool = True, precision: str = "bf16"):
+    """bf16 autocast for the training step on CUDA, unless the method's precision is "fp32"; full
+    precision elsewhere. A CUDA graph's capture needs ``cache_enabled=False``."""
+    if device.type != "cuda" or precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled)
 
@@ -160,8 +161,11 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = build_model(config.arch, info.in_channels, info.num_classes, info.mean, info.std).to(device)
         self.cuda = device.type == "cuda"
+        self.precision = method_precision(config.method)
         if self.cuda:
             torch.backends.cudnn.benchmark = True
+            tf32 = self.precision != "fp32"
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
         self.model = device_layout(self.model, device)
         # What runs the forward passes: compiled, it shares self.model's parameters and state dict.
         self.net = torch.compile(self.model) if options.compile else self.model
@@ -298,7 +302,7 @@ class Trainer:
 
     def iteration(self, x, y):
         """One training iteration from cleared gradients: the method's step, then the optimizer's."""
-        with training_autocast(self.device, cache_enabled=not self.graphs):
+        with training_autocast(self.device, cache_enabled=not self.graphs, precision=self.precision):
             loss, logits = self.method.step(self.step_net, x, y, self.eps, **self.config.hparams)
         self.optimizer.step()
         return loss, logits

@@ -34,7 +34,10 @@ def register(subparsers) -> None:
                         help="study override (repeatable), as in `suite tune --set`: n_trials=5")
     parser.add_argument("--executor", choices=["local", "slurm"], default="local",
                         help="where the sweep runs train (the study runs here)")
-    parser.add_argument("--workers", type=int, help="runs (and study workers) at a time (default: one per GPU, else 1)")
+    parser.add_argument("--workers", type=int, help="runs (and study workers) at a time (default: --runs-per-gpu per "
+                                                    "GPU, else 1)")
+    parser.add_argument("--runs-per-gpu", type=int, metavar="K",
+                        help="runs sharing each GPU, locally and in each Slurm array task (default 4 on GPUs, 1 on CPU)")
     parser.add_argument("--storage", help="Optuna storage URL for the study (default: a journal file under results)")
     parser.add_argument("--sweeps-dir", type=Path, help="where the specs are (default ./sweeps, else the checkout's)")
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default ./reports")
@@ -81,8 +84,9 @@ def main(args) -> int:
     if args.list:
         print(list_presets(args))
         return 0
-    if args.workers is not None and args.workers < 1:
-        raise SuiteError(f"--workers must be at least 1, got {args.workers}")
+    for flag, value in (("--workers", args.workers), ("--runs-per-gpu", args.runs_per_gpu)):
+        if value is not None and value < 1:
+            raise SuiteError(f"{flag} must be at least 1, got {value}")
     preset = get_preset(args.preset)
     plan = make_plan(preset, args.overrides, args.study_set, args.sweeps_dir)   # checks every spec first
     options = options_from_args(args)
@@ -92,7 +96,8 @@ def main(args) -> int:
         if args.executor == "slurm":
             from .sweep import slurm_parameters
             slurm = slurm_parameters(args)
-        result = run_sweep(spec, options, executor=args.executor, workers=args.workers, slurm=slurm)
+        result = run_sweep(spec, options, executor=args.executor, workers=args.workers, slurm=slurm,
+                           runs_per_gpu=args.runs_per_gpu)
         print(f"sweep {spec.name}: {result.report()}", flush=True)
         failed += result.failed
     study_name = None

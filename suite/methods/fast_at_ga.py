@@ -15,6 +15,11 @@ import torch.nn.functional as F
 from ..attacks import input_grad, project
 from ..models.layers import second_order
 
+# On an H200 (PreActResNet-18, batch 64, at init) the parameter gradient's cosine to its float64
+# value was 0.73 under bf16 autocast, 0.86 in float32 with TF32 and 0.996 in float32, against 0.9994
+# for a fresh draw of the noise: the regularizer's second-order term is sensitive to rounding.
+PRECISION = "fp32"
+
 _COEFFICIENTS = Path(__file__).resolve().parent.parent / "reference" / "gradalign_coefficients.csv"
 
 
