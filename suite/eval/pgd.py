@@ -32,7 +32,7 @@ def pgd_broken(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, 
     random start of those points (a long tensor of indices into ``x``) for that restart;
     default a fresh uniform draw.
     """
-    batch_size = batch_size or len(x)
+    batch_size = min(batch_size or len(x), len(x))    # more slots than points would run restarts side by side
     start = start or (lambda points, restart: uniform_init(x[points], eps))
     with torch.no_grad():
         broken = torch.cat([model(x[i:i + batch_size]).argmax(1) != y[i:i + batch_size]
