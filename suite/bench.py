@@ -13,7 +13,9 @@ warm-up calls, and reported as medians and as ratios of medians. Four sections:
   crop + flip on the device) and through torch's DataLoader with torchvision's per-image
   transforms, with a standard training step per batch and without (data only);
 * ``eval``: PGD-k-r with early exit against the full attack, on a small CNN trained here on
-  Fashion-MNIST with Fast-AT, at an eps calibrated so that its robust accuracy is near 50%.
+  Fashion-MNIST with Fast-AT, at an eps calibrated so that its robust accuracy is near 50%;
+* ``precision``: each method's parameter gradient in the device's precisions against float64,
+  beside its sampling noise (:mod:`suite.precision`), at initialization.
 
 The iteration mirrors the training loop: on CUDA, channels_last and bf16 autocast.
 """
@@ -38,11 +40,13 @@ from .data import DATASETS, DeviceLoader, load_splits
 from .errors import SuiteError
 from .eval import clean_accuracy, robust_accuracy
 from .methods import METHODS, compilable, fast_bat, get_method, resolve_hparams
+from .methods import precision as method_precision
 from .models import ARCHS, build_model
+from .precision import tf32
 from .reference_impl import fast_at_ga_reference, fast_bat_reference
 from .train import device_layout, pick_device, sync, training_autocast
 
-SECTIONS = ("methods", "reference", "pipeline", "eval")
+SECTIONS = ("methods", "reference", "pipeline", "eval", "precision")
 
 # (name, method, hyperparameter overrides) of the training iterations compared: every registered
 # method at its defaults, except those listed in VARIANTS_OF, which are timed in these variants
@@ -83,6 +87,7 @@ class Settings:
     eval_reps: int | None = None          # eval: timed rounds (no warm-up: the calibration warms up)
     eval_train_iters: int | None = None
     fd_batch: int | None = None
+    precision_batch: int | None = None
     seed: int = 0
     threads: int | None = None            # CPU: torch's intra-op threads (None: torch's default)
     compile: bool = False                 # methods: also time torch.compile'd steps where they compile
@@ -91,11 +96,11 @@ class Settings:
 # Defaults by device, and the much smaller sizes of --quick (for the test suite).
 DEFAULTS = {
     "cuda": dict(batch_size=128, reps=20, warmup=3, images=16384, eval_points=1000, eval_steps=50,
-                 eval_restarts=10, eval_reps=5, eval_train_iters=400, fd_batch=32),
+                 eval_restarts=10, eval_reps=5, eval_train_iters=400, fd_batch=32, precision_batch=64),
     "cpu": dict(batch_size=32, reps=5, warmup=1, images=2048, eval_points=200, eval_steps=50,
-                eval_restarts=10, eval_reps=3, eval_train_iters=300, fd_batch=32),
+                eval_restarts=10, eval_reps=3, eval_train_iters=300, fd_batch=32, precision_batch=64),
     "quick": dict(batch_size=8, reps=2, warmup=1, images=64, eval_points=32, eval_steps=5,
-                  eval_restarts=2, eval_reps=2, eval_train_iters=10, fd_batch=4),
+                  eval_restarts=2, eval_reps=2, eval_train_iters=10, fd_batch=4, precision_batch=4),
 }
 EVAL_TRAIN = dict(arch="small_cnn", dataset="fashion_mnist", method="fast_at", batch_size=128, lr=0.05,
                   momentum=0.9, train_points=8192)
@@ -120,7 +125,7 @@ def resolve(settings: Settings) -> tuple[Settings, torch.device]:
     if settings.workers is None:
         values["workers"] = 0 if settings.quick else min(4, os.cpu_count() or 1)
     for name in ("batch_size", "reps", "images", "eval_points", "eval_steps", "eval_restarts", "eval_reps",
-                 "fd_batch"):
+                 "fd_batch", "precision_batch"):
         if values[name] < 1:
             raise SuiteError(f"--{name.replace('_', '-')} must be positive, got {values[name]}")
     resolved = Settings(**{**asdict(settings), **values})
@@ -231,10 +236,10 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
     y = torch.randint(0, info.num_classes, (s.batch_size,), device=device)
     eps = s.eps / 255
 
-    def iteration(step, net=model, **hparams):
+    def iteration(step, net=model, precision="bf16", **hparams):
         def run():
             optimizer.zero_grad(set_to_none=True)
-            with training_autocast(device):
+            with training_autocast(device, precision=precision), tf32(precision != "fp32"):
                 step(net, x, y, eps, **hparams)
             optimizer.step()
         return run
@@ -244,7 +249,7 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
     net = torch.compile(model) if s.compile and with_methods else None
     for name, method, overrides in variants:
         hparams = resolve_hparams(method, s.eps, overrides)
-        fns[name] = iteration(get_method(method).step, **hparams)
+        fns[name] = iteration(get_method(method).step, precision=method_precision(method), **hparams)
         if net is not None and compilable(method, hparams):      # compiled in the warm-up rounds
             fns[f"{name}+compile"] = iteration(get_method(method).step, net=net, **hparams)
             compiled.append(name)
@@ -432,6 +437,20 @@ def bench_eval(s: Settings, device: torch.device) -> dict:
             "forward_samples": samples, "work_ratio": samples["early_exit"] / samples["full"]}
 
 
+def bench_precision(s: Settings, device: torch.device) -> dict:
+    """Cosines of each method's parameter gradient in this device's precisions to its float64 value."""
+    from .precision import gradient_cosines
+
+    info = DATASETS[s.dataset]
+    torch.manual_seed(s.seed)
+    model = build_model(s.arch, info.in_channels, info.num_classes, info.mean, info.std).to(device)
+    x = torch.rand(s.precision_batch, info.in_channels, info.image_size, info.image_size, device=device)
+    y = torch.randint(0, info.num_classes, (s.precision_batch,), device=device)
+    _progress(f"measuring gradient precision on {s.arch}, batch {s.precision_batch}")
+    return {"batch": s.precision_batch, "at": "initialization", "cosines": gradient_cosines(model, x, y, s.eps / 255,
+                                                                                           seed=s.seed)}
+
+
 class SampleCounter(torch.nn.Module):
     """Wraps a model and counts the samples it is run on: the attack's work, whatever the load."""
 
@@ -474,6 +493,8 @@ def run_bench(settings: Settings) -> dict:
         result["pipeline"] = bench_pipeline(s, device)
     if "eval" in s.sections:
         result["eval"] = bench_eval(s, device)
+    if "precision" in s.sections:
+        result["precision"] = bench_precision(s, device)
     result["targets"] = check_targets(result)
     return result
 
@@ -553,6 +574,13 @@ def format_report(r: dict) -> str:
                 lines.append(f"{n:<22}{1e3 * e['seconds'][n]:10.1f}{e['robust_acc'][n]:14.1f}")
             lines.append(f"cost ratio early-exit / full: {e['cost_ratio']:.2f} in time, {e['work_ratio']:.2f} in "
                          f"samples run through the model")
+    if "precision" in r:
+        p = r["precision"]
+        names = list(next(iter(p["cosines"].values())))
+        lines += ["", f"gradient cosine to float64 (batch {p['batch']}, at {p['at']}; noise: a fresh random draw "
+                      f"in float64)", f"{'method':<22}" + "".join(f"{n:>11}" for n in names)]
+        for method, row in p["cosines"].items():
+            lines.append(f"{method:<22}" + "".join(f"{row[n]:11.5f}" for n in names))
     if r["targets"]:
         lines += ["", "targets"]
         for t in r["targets"]:

@@ -147,6 +147,7 @@ class RunOptions:
     force: bool = False               # retrain a finished run from scratch
     progress: bool = True
     compile: bool = False             # torch.compile the model (first-order steps and evaluation)
+    cuda_graphs: bool = False         # replay each training iteration from a CUDA graph (CUDA only)
     wandb: str = field(default_factory=lambda: os.environ.get("SUITE_WANDB", "offline"))  # offline | online | disabled
     wandb_project: str | None = None  # None: $WANDB_PROJECT, else fast-bat-suite
     wandb_entity: str | None = None   # None: $WANDB_ENTITY, else the account's default

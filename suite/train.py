@@ -22,12 +22,14 @@ from tqdm.auto import tqdm
 from . import __version__
 from .callbacks import Callback, RunPruned
 from .config import RunConfig, RunOptions
+from .cuda_graphs import GraphedIteration, make_sgd, tensor_learning_rates
 from .data import DeviceLoader, load_splits
 from .errors import SuiteError
 from .eval import autoattack_accuracy, clean_accuracy, pgd_robust, robust_accuracy
 from .eval.pgd import percent
 from .eval.diagnostics import co_diagnostics
 from .methods import compilable, get_method
+from .methods import precision as method_precision
 from .models import build_model
 from .records import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl, write_summary
 
@@ -119,9 +121,18 @@ def device_layout(tensor_or_model, device: torch.device):
     return tensor_or_model.to(memory_format=torch.channels_last)
 
 
-def training_autocast(device: torch.device):
-    """bf16 autocast for the training step on CUDA; full precision elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+def training_autocast(device: torch.device, cache_enabled: bool = True, precision: str = "bf16"):
+    """bf16 autocast for the training step on CUDA, unless the method's precision is "fp32"; full
+    precision elsewhere. A CUDA graph's capture needs ``cache_enabled=False``."""
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled)
+
+
+def use_cuda_graphs(options: RunOptions, device: torch.device) -> bool:
+    """Whole-iteration CUDA graphs: opt-in (``--cuda-graphs``) on CUDA until ``suite bench --gpu-check``
+    has passed on a real GPU; never with ``--compile`` or off CUDA."""
+    return bool(options.cuda_graphs) and device.type == "cuda" and not options.compile
 
 
 def sync(device: torch.device) -> None:
@@ -152,8 +163,11 @@ class Trainer:
         self.model = build_model(config.arch, info.in_channels, info.num_classes, info.mean, info.std,
                                  dropout=config.dropout).to(device)
         self.cuda = device.type == "cuda"
+        self.precision = method_precision(config.method)
         if self.cuda:
             torch.backends.cudnn.benchmark = True
+            tf32 = self.precision != "fp32"
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
         self.model = device_layout(self.model, device)
         # What runs the forward passes: compiled, it shares self.model's parameters and state dict.
         self.net = torch.compile(self.model) if options.compile else self.model
@@ -161,12 +175,14 @@ class Trainer:
         if options.compile and self.step_net is self.model:
             print(f"{run.run_id}: {config.method} trains uncompiled (torch.compile has no double backward); "
                   "evaluation is compiled", flush=True)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
+        self.graphs = use_cuda_graphs(options, device)
+        self.optimizer = make_sgd(self.model.parameters(), lr=config.lr, momentum=config.momentum,
+                                  weight_decay=config.weight_decay, device=device, tensor_lr=self.graphs)
         self.iters_per_epoch = math.ceil(len(data.train_x) / config.batch_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_factor(config.lr_schedule, config.epochs, self.iters_per_epoch))
         self.eval_batch = EVAL_BATCH[device.type]
+        self.graphed = GraphedIteration(self.iteration, self.model, self.optimizer) if self.graphs else None
 
     # -- the run ---------------------------------------------------------------------------
     def run(self, callbacks: list[Callback]) -> dict:
@@ -181,6 +197,8 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            if self.graphs:
+                tensor_learning_rates(self.optimizer, self.device)   # the checkpoint may hold float ones
             history, best = state["history"], state["best"]
             start_epoch = state["epoch"] + 1
             run.repair_best(state)
@@ -188,7 +206,7 @@ class Trainer:
         write_jsonl(run.metrics, history)
         record = {**self.identity(), "status": "running", "error": None, "wandb_id": previous.get("wandb_id"),
                   "started": previous.get("started") or now(), "device": str(self.device),
-                  "compiled": self.options.compile,
+                  "compiled": self.options.compile, "cuda_graphs": self.graphs,
                   "epochs_done": len(history), "protocol": self.protocol()}
         try:
             for callback in callbacks:
@@ -266,10 +284,11 @@ class Trainer:
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not self.options.progress)
         for i, (x, y) in enumerate(bar):
             x = device_layout(x, self.device)
-            self.optimizer.zero_grad(set_to_none=True)
-            with training_autocast(self.device):
-                loss, logits = self.method.step(self.step_net, x, y, self.eps, **config.hparams)
-            self.optimizer.step()
+            if self.graphed is not None and len(y) == config.batch_size and self.graphed.accepts(x):
+                loss, logits = self.graphed(x, y)
+            else:                                          # eager; with graphs, the last partial batch
+                self.optimizer.zero_grad(set_to_none=True)
+                loss, logits = self.iteration(x, y)
             self.scheduler.step()
             total_loss += loss.float() * len(y)
             total_correct += (logits.argmax(1) == y).sum()
@@ -281,8 +300,15 @@ class Trainer:
         train_loss, train_acc = total_loss.item() / seen, 100.0 * total_correct.item() / seen
         if not math.isfinite(train_loss):
             raise SuiteError(f"training loss became non-finite in epoch {epoch + 1}; lower --lr")
-        return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train_loss": train_loss,
+        return {"epoch": epoch + 1, "lr": float(self.optimizer.param_groups[0]["lr"]), "train_loss": train_loss,
                 "train_acc": train_acc, "epoch_seconds": seconds}
+
+    def iteration(self, x, y):
+        """One training iteration from cleared gradients: the method's step, then the optimizer's."""
+        with training_autocast(self.device, cache_enabled=not self.graphs, precision=self.precision):
+            loss, logits = self.method.step(self.step_net, x, y, self.eps, **self.config.hparams)
+        self.optimizer.step()
+        return loss, logits
 
     def validate(self) -> dict:
         c, d = self.config, self.data

@@ -253,3 +253,20 @@ def test_bench_compile_times_the_steps_torch_compile_can_run():
                                                          "fast_bat_fd"}
     assert c["not_compilable"] == ["fast_at_ga", "fast_bat"]      # a double backward
     assert all(_positive_finite(v) for v in [*c["seconds"].values(), *c["speedup"].values()])
+
+
+def test_precision_cosines_rank_the_precisions_and_the_noise():
+    """float32 stays next to float64, bf16 autocast drifts away, and the noise cosine is 1 exactly
+    where a method draws nothing at random (standard training) and below 1 where it does."""
+    from suite.models import build_model
+    from suite.precision import gradient_cosines
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 1, 10, [0.5], [0.25])
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    cos = gradient_cosines(model, x, y, 8 / 255)
+    assert set(cos) == {"standard", "fast_at", "fast_at_ga", "pgd2", "fast_bat"}
+    for row in cos.values():
+        assert row["fp32"] > 0.9999 and row["bf16"] < row["fp32"]
+    assert cos["standard"]["noise"] == pytest.approx(1.0, abs=1e-12)
+    assert cos["fast_at"]["noise"] < 0.9999 and cos["fast_at_ga"]["noise"] < 0.99999

@@ -96,3 +96,47 @@ def test_pgd_adversarial_examples_are_feasible(trained):
     ours = pgd_broken(model, x, y, EPS, steps=10, restarts=1, early_exit=False)
     assert torch.equal(ours, by_hand)
     assert 0 < int(ours.sum()) < len(x), "the attack must break some points and not all"
+
+
+def per_point_starts(x, eps):
+    """A random start that depends only on the point and the restart, not on the batch it runs in."""
+    def start(points, restart):
+        return torch.stack([uniform_init_seeded(x[i], eps, 7919 * restart + int(i)) for i in points])
+    return start
+
+
+def uniform_init_seeded(xi, eps, seed):
+    g = torch.Generator().manual_seed(seed)
+    delta = (torch.rand(xi.shape, generator=g, dtype=xi.dtype) * 2 - 1) * eps
+    return (xi + delta).clamp(0, 1) - xi
+
+
+class BatchSizes(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.sizes = model, []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        return self.model(x)
+
+
+def test_early_exit_refill_gives_the_full_attacks_verdicts_with_full_batches(trained):
+    """Same per-point starts: the refilled early exit breaks exactly the points the full attack breaks,
+    keeps every batch full until its queue runs dry, and runs fewer samples through the model."""
+    model, x, y = trained
+    model64 = BatchSizes(model.double())
+    x64 = x[:120].double()
+    eps, steps, restarts, slots = 10 / 255, 6, 3, 32
+    start = per_point_starts(x64, eps)
+    full = pgd_broken(model64, x64, y[:120], eps, steps, restarts, early_exit=False, batch_size=slots, start=start)
+    full_work = sum(model64.sizes)
+    model64.sizes.clear()
+    early = pgd_broken(model64, x64, y[:120], eps, steps, restarts, early_exit=True, batch_size=slots, start=start)
+    model.float()
+    assert 0.2 < full.float().mean() < 0.9, "the comparison needs both broken and robust points"
+    assert torch.equal(early, full)
+    sizes = model64.sizes[1 + (120 - 1) // slots:]             # after the clean pass
+    drain = next(i for i, n in enumerate(sizes) if n < slots)
+    assert len(sizes) - drain <= steps + 1                    # only the last attempts run in a partial batch
+    assert sum(model64.sizes) < full_work

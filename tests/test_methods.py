@@ -124,6 +124,25 @@ def test_gradalign_regularizer_matches_a_direct_computation():
     assert fast_at_ga.alignment_regularizer(g1[1:2], g2[1:2]).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_gradalign_regularizer_masks_zero_gradients_without_indexing():
+    """The masked form (CUDA-graph capturable) has the value and gradient of the mean over the kept
+    rows, no NaN from the excluded ones, and 0 (with a zero gradient) when every row is excluded."""
+    g1 = torch.randn(5, 7, dtype=torch.float64)
+    g2 = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    zero = torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0], dtype=torch.float64).unsqueeze(1)
+    reg = fast_at_ga.alignment_regularizer(g1, g2 * zero)
+    (grad,) = torch.autograd.grad(reg, g2)
+    keep = [0, 2, 3, 4]
+    g2k = g2.detach()[keep].requires_grad_(True)
+    direct = 1 - F.cosine_similarity(g1[keep], g2k, dim=1).mean()
+    (grad_direct,) = torch.autograd.grad(direct, g2k)
+    torch.testing.assert_close(reg, direct.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad[keep], grad_direct, rtol=1e-12, atol=1e-12)
+    assert grad[1].abs().max() == 0
+    none = fast_at_ga.alignment_regularizer(torch.zeros(3, 4), g2[:3, :4])
+    assert none.item() == 0.0 and torch.autograd.grad(none, g2)[0].abs().max() == 0
+
+
 def clean_input_grad(model, x, y):
     xc = x.clone().requires_grad_(True)
     return torch.autograd.grad(F.cross_entropy(model(xc), y, reduction="sum"), xc)[0]

@@ -282,7 +282,7 @@ def test_slurm_submits_one_job_array(tmp_path, fake_slurm, capsys):
     spec = tiny_spec(tmp_path, "method: [standard, fast_at, fast_bat]\neps: [8]\n")
     code = main(["sweep", str(spec), "--executor", "slurm", "--partition", "gpu", "--time", "90",
                  "--gpus-per-job", "1", "--cpus-per-job", "6", "--array-parallelism", "2", "--slurm", "mem=16G",
-                 "--no-wait", "--results-dir", str(tmp_path / "results")])
+                 "--runs-per-gpu", "1", "--no-wait", "--results-dir", str(tmp_path / "results")])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "submitted job array 4242 (3 runs)" in out and "3 submitted" in out
@@ -307,6 +307,29 @@ def test_slurm_array_tasks_run_and_are_collected(tmp_path, fake_slurm, monkeypat
     assert result.done == [good.run_id] and [r for r, _ in result.failed] == [bad.run_id]
     assert "batch size 64 exceeds the 32 training points" in result.failed[0][1]
     assert RunDir(tmp_path / "results", good.run_id).is_finished()
+
+
+def test_slurm_array_tasks_train_several_cells_at_once(tmp_path, fake_slurm, monkeypatch, capsys):
+    """--runs-per-gpu K: each array task trains K cells concurrently, one process each; a failing
+    cell fails alone."""
+    import suite.sweep
+
+    monkeypatch.setenv("FAKE_SLURM_RUN", "1")
+    monkeypatch.setitem(suite.sweep.POLL_S, "slurm", 0.2)
+    spec = load_spec(tiny_spec(tmp_path, "method: [standard, fast_at]\ntrain_points: [256, 32]\n"))
+    slurm = {"time": 5, "cpus_per_task": 2, "gpus_per_node": 1}
+    result = run_sweep(spec, options(tmp_path), executor="slurm", slurm=slurm, runs_per_gpu=2)
+    assert "(4 runs) of 2 task(s), up to 2 runs at once" in capsys.readouterr().out
+    configs = spec.configs()
+    good = [c.run_id for c in configs if c.train_points == 256]
+    assert sorted(result.done) == sorted(good) and len(result.failed) == 2
+    assert all("exceeds the 32 training points" in reason for _, reason in result.failed)
+
+
+def test_runs_per_gpu_defaults_by_device():
+    from suite.sweep import default_runs_per_gpu
+
+    assert default_runs_per_gpu(True) == 4 and default_runs_per_gpu(False) == 1
 
 
 def test_slurm_needs_srun(tmp_path, monkeypatch):

@@ -42,12 +42,22 @@ def register(subparsers) -> None:
                         help="torch CPU threads (default torch's; on a busy shared machine 1 is often faster)")
     parser.add_argument("--compile", action="store_true",
                         help="methods: also time each step that torch.compile can run (compiled in the warm-up)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the models and inputs")
+    parser.add_argument("--gpu-check", action="store_true",
+                        help="one command for a GPU (a few minutes): assert that CUDA-graph replay trains as eager "
+                             "execution for every method, and print eager/graphed iteration times, runs per GPU, "
+                             "torch.compile, precision, eval and pipeline figures in one table")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the models and inputs")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON instead of the table")
     parser.set_defaults(func=main)
 
 
 def main(args) -> int:
+    if args.gpu_check:
+        from ..gpu_check import format_gpu_check, run_gpu_check
+
+        result = run_gpu_check(data_dir=args.data_dir, seed=args.seed)
+        print(json.dumps(result, indent=2) if args.json else format_gpu_check(result))
+        return 1 if result["failures"] else 0
     from ..bench import SECTIONS, Settings, format_report, run_bench
 
     settings = Settings(arch=args.arch, dataset=args.dataset, batch_size=args.batch_size, eps=args.eps,

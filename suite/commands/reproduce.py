@@ -36,7 +36,10 @@ def register(subparsers) -> None:
                         help="study override (repeatable), as in `suite tune --set`: n_trials=5")
     parser.add_argument("--executor", choices=["local", "slurm"], default="local",
                         help="where the sweep runs train (the study runs here)")
-    parser.add_argument("--workers", type=int, help="runs (and study workers) at a time (default: one per GPU, else 1)")
+    parser.add_argument("--workers", type=int, help="runs (and study workers) at a time (default: --runs-per-gpu per "
+                                                    "GPU, else 1)")
+    parser.add_argument("--runs-per-gpu", type=int, metavar="K",
+                        help="runs sharing each GPU, locally and in each Slurm array task (default 4 on GPUs, 1 on CPU)")
     parser.add_argument("--storage", help="Optuna storage URL for the study (default: a journal file under results)")
     parser.add_argument("--sweeps-dir", type=Path, help="where the specs are (default ./sweeps, else the checkout's)")
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default ./reports")
@@ -96,7 +99,7 @@ def main(args) -> int:
     failed = []
     for spec in plan.sweep_specs:
         result = run_sweep(spec, options, executor=args.executor, workers=args.workers, slurm=slurm,
-                           wait=not args.no_wait)
+                           wait=not args.no_wait, runs_per_gpu=args.runs_per_gpu)
         print(f"sweep {spec.name}: {result.report()}", flush=True)
         failed += result.failed
     sets = "".join(f" --set {shlex.quote(item)}" for item in args.overrides)

@@ -29,7 +29,9 @@ def register(subparsers) -> None:
     parser.add_argument("--dry-run", action="store_true", help="list the runs, their ids and which are done")
     parser.add_argument("--executor", choices=["local", "slurm"], default="local",
                         help="local: processes on this machine; slurm: one job array")
-    parser.add_argument("--workers", type=int, help="local: runs at a time (default: one per GPU, else 1)")
+    parser.add_argument("--workers", type=int, help="local: runs at a time (default: --runs-per-gpu per GPU, else 1)")
+    parser.add_argument("--runs-per-gpu", type=int, metavar="K",
+                        help="runs sharing each GPU, locally and in each Slurm array task (default 4 on GPUs, 1 on CPU)")
     g = parser.add_argument_group("slurm (--executor slurm): one job array")
     add_slurm_arguments(g)
     g.add_argument("--no-wait", action="store_true", help="submit and return instead of waiting for the jobs")
@@ -50,7 +52,8 @@ def add_slurm_arguments(g) -> None:
 
 def check_launch_numbers(args) -> None:
     """Workers and Slurm sizes are positive (GPUs may be 0)."""
-    for flag, value in (("--workers", args.workers), ("--time", args.time), ("--cpus-per-job", args.cpus_per_job),
+    for flag, value in (("--workers", args.workers), ("--runs-per-gpu", args.runs_per_gpu), ("--time", args.time),
+                        ("--cpus-per-job", args.cpus_per_job),
                         ("--array-parallelism", args.array_parallelism)):
         if value is not None and value < 1:
             raise SuiteError(f"{flag} must be at least 1, got {value}")
@@ -78,7 +81,7 @@ def main(args) -> int:
     options = options_from_args(args)
     result = run_sweep(spec, options, executor=args.executor, workers=args.workers,
                        slurm=slurm_parameters(args) if args.executor == "slurm" else None,
-                       dry_run=args.dry_run, wait=not args.no_wait)
+                       dry_run=args.dry_run, wait=not args.no_wait, runs_per_gpu=args.runs_per_gpu)
     if not args.dry_run:
         print(f"sweep {spec.name}: {result.report()}")
         print(f"results: suite runs --results-dir {options.results_dir}; "

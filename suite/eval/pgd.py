@@ -5,42 +5,96 @@ mistakes count as broken too, so robust accuracy never exceeds clean accuracy). 
 ``early_exit`` (the default) restarts and steps are spent only on points not yet broken;
 ``early_exit=False`` attacks every point for every restart and step, as the reference does,
 and serves as the benchmark's baseline.
+
+Early exit keeps the attacked batch full: every slot of the batch runs one attempt (a point
+and one of its restarts, step by step), and a slot whose point breaks, or whose attempt has
+taken its k steps, takes the next attempt from a queue (restart by restart, skipping broken
+points). Shrinking the batch instead, as points break, left a GPU mostly idle: early exit cost
+1.14x the full attack on an H200 while doing 0.48x of its work. Each attempt follows the same
+trajectory wherever it runs (the model is in eval mode, so a point's logits do not depend on
+its batch), so given the same random start per point and restart the verdicts are those of
+the full attack (``start`` lets a test fix them).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..attacks import project, uniform_init
 
 
-def pgd_broken(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, early_exit: bool = True) -> torch.Tensor:
-    """Boolean mask of the points of one batch that PGD-``steps``-``restarts`` breaks."""
-    alpha = eps / 4
+def pgd_broken(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, early_exit: bool = True,
+               batch_size: int | None = None, start=None) -> torch.Tensor:
+    """Boolean mask of the points of ``x`` that PGD-``steps``-``restarts`` breaks.
+
+    ``batch_size``: points attacked at once (default all). ``start(points, restart)``: the
+    random start of those points (a long tensor of indices into ``x``) for that restart;
+    default a fresh uniform draw.
+    """
+    batch_size = min(batch_size or len(x), len(x))    # more slots than points would run restarts side by side
+    start = start or (lambda points, restart: uniform_init(x[points], eps))
     with torch.no_grad():
-        broken = model(x).argmax(1) != y
-    for _ in range(restarts):
-        idx = (~broken).nonzero().squeeze(1) if early_exit else torch.arange(len(x), device=x.device)
-        if idx.numel() == 0:
-            break
+        broken = torch.cat([model(x[i:i + batch_size]).argmax(1) != y[i:i + batch_size]
+                            for i in range(0, len(x), batch_size)])
+    if early_exit:
+        return _refilled(model, x, y, eps, steps, restarts, batch_size, start, broken)
+    for i in range(0, len(x), batch_size):
+        idx = torch.arange(i, min(i + batch_size, len(x)), device=x.device)
         xa, ya = x[idx], y[idx]
-        delta = uniform_init(xa, eps)
-        for _ in range(steps):
-            delta.requires_grad_(True)
-            logits = model(xa + delta)
-            loss = F.cross_entropy(logits, ya, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, delta)
-            hit = logits.detach().argmax(1) != ya
-            broken[idx[hit]] = True
-            delta = project(delta.detach() + alpha * grad.sign(), xa, eps)
-            if early_exit and hit.any():
-                keep = ~hit
-                idx, xa, ya, delta = idx[keep], xa[keep], ya[keep], delta[keep]
-                if idx.numel() == 0:
-                    break
-        with torch.no_grad():
-            broken[idx[model(xa + delta).argmax(1) != ya]] = True
+        for r in range(restarts):
+            delta = start(idx, r)
+            for _ in range(steps):
+                grad, hit = _gradient(model, xa, ya, delta)
+                broken[idx[hit]] = True
+                delta = project(delta + eps / 4 * grad.sign(), xa, eps)
+            with torch.no_grad():
+                broken[idx[model(xa + delta).argmax(1) != ya]] = True
     return broken
+
+
+def _refilled(model, x, y, eps, steps, restarts, slots, start, broken):
+    """Early exit with a batch kept full by refilling (see the module's docstring)."""
+    broken_h = broken.cpu().numpy().copy()
+    queue = ((r, i) for r in range(restarts) for i in range(len(x)))
+    points = np.zeros(0, dtype=np.int64)      # per slot: its point, and the iterates it has checked
+    checked = np.zeros(0, dtype=np.int64)
+    delta = x[:0].clone()
+    while True:
+        new = []
+        for r, i in queue if len(points) < slots else ():    # refill the free slots: attempts on unbroken points
+            if not broken_h[i]:
+                new.append((r, i))
+                if len(points) + len(new) == slots:
+                    break
+        if new:
+            rs, ps = (np.array(v, dtype=np.int64) for v in zip(*new))
+            starts = [start(torch.as_tensor(ps[rs == r], device=x.device), int(r)) for r in np.unique(rs)]
+            order = np.concatenate([np.flatnonzero(rs == r) for r in np.unique(rs)])
+            points = np.concatenate([points, ps[order]])
+            checked = np.concatenate([checked, np.zeros(len(new), dtype=np.int64)])
+            delta = torch.cat([delta, *starts])
+        if len(points) == 0:
+            break
+        idx = torch.as_tensor(points, device=x.device)
+        xa, ya = x[idx], y[idx]
+        grad, hit = _gradient(model, xa, ya, delta)           # iterate `checked` of each slot
+        delta = project(delta + eps / 4 * grad.sign(), xa, eps)
+        hit_h = hit.cpu().numpy()
+        broken_h[points[hit_h]] = True
+        checked += 1
+        keep = ~broken_h[points] & (checked <= steps)          # iterates 0..steps, then the attempt ends
+        points, checked = points[keep], checked[keep]
+        delta = delta[torch.as_tensor(keep, device=x.device)]
+    return torch.as_tensor(broken_h, device=x.device)
+
+
+def _gradient(model, x, y, delta):
+    """Input gradient of the summed loss at x + delta, and which points the iterate misclassifies."""
+    delta = delta.detach().requires_grad_(True)
+    logits = model(x + delta)
+    (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), delta)
+    return grad, logits.detach().argmax(1) != y
 
 
 def robust_accuracy(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, batch_size: int = 512,
@@ -56,8 +110,7 @@ def pgd_robust(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, 
     mean of its slice (the same attack, no new one)."""
     was_training = model.training
     model.eval()
-    broken = torch.cat([pgd_broken(model, x[i:i + batch_size], y[i:i + batch_size], eps, steps, restarts,
-                                   early_exit=early_exit) for i in range(0, len(x), batch_size)])
+    broken = pgd_broken(model, x, y, eps, steps, restarts, early_exit=early_exit, batch_size=batch_size)
     model.train(was_training)
     return ~broken
 

@@ -9,6 +9,8 @@ A method module provides
   already checked to be finite and not negative, and an integer where its default is one);
 * optionally ``compilable(hparams) -> bool``: False where its step cannot run through
   ``torch.compile`` (a double backward); default True;
+* optionally ``PRECISION``: ``"fp32"`` where bf16 autocast and TF32 on CUDA move its gradient
+  further than its own sampling noise does (``suite bench --only precision``); default ``"bf16"``;
 * ``step(model, x, y, eps, **hparams) -> (loss, logits)``: accumulate the parameter gradients
   of one batch (``eps`` in pixel units, x in [0, 1]); the training loop owns the optimizer step.
 
@@ -63,3 +65,8 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
 def compilable(name: str, hparams: dict) -> bool:
     """Whether ``torch.compile`` can run the method's step with these hyperparameters."""
     return getattr(get_method(name), "compilable", lambda hp: True)(hparams)
+
+
+def precision(name: str) -> str:
+    """What the method's training step computes in on CUDA: "bf16" (autocast, TF32) or "fp32" (neither)."""
+    return getattr(get_method(name), "PRECISION", "bf16")

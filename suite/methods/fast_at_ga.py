@@ -15,6 +15,11 @@ import torch.nn.functional as F
 from ..attacks import input_grad, project
 from ..models.layers import second_order
 
+# On an H200 (PreActResNet-18, batch 64, at init) the parameter gradient's cosine to its float64
+# value was 0.73 under bf16 autocast, 0.86 in float32 with TF32 and 0.996 in float32, against 0.9994
+# for a fresh draw of the noise: the regularizer's second-order term is sensitive to rounding.
+PRECISION = "fp32"
+
 _COEFFICIENTS = Path(__file__).resolve().parent.parent / "reference" / "gradalign_coefficients.csv"
 
 
@@ -37,12 +42,19 @@ def gradalign_coef(eps: float) -> float:
 
 
 def alignment_regularizer(grad_clean, grad_noisy):
-    """1 - mean cosine over the samples where neither gradient is exactly zero."""
+    """1 - mean cosine over the samples where neither gradient is exactly zero (0 if there are none).
+
+    Masked, not indexed: no data-dependent shape and no host sync, so a CUDA graph can capture
+    it. An excluded sample's rows are replaced by ones before the cosine, so that it contributes
+    neither a value nor a gradient (not even a NaN times zero).
+    """
     g1, g2 = grad_clean.flatten(1), grad_noisy.flatten(1)
     keep = (g1.norm(dim=1) != 0) & (g2.norm(dim=1) != 0)
-    if not keep.any():
-        return g2.sum() * 0.0
-    return 1.0 - F.cosine_similarity(g1[keep], g2[keep], dim=1).mean()
+    kept = keep.sum()
+    rows = keep.unsqueeze(1)
+    cos = F.cosine_similarity(torch.where(rows, g1, 1.0), torch.where(rows, g2, 1.0), dim=1)
+    mean_cos = torch.where(keep, cos, 0.0).sum() / kept.clamp_min(1)
+    return torch.where(kept > 0, 1.0 - mean_cos, g2.sum() * 0.0)
 
 
 def step(model, x, y, eps, *, coef):

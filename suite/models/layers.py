@@ -179,8 +179,13 @@ class _BatchNormBackward(torch.autograd.Function):
 
 
 def _custom_nodes(*tensors):
-    """Inside :func:`second_order`, recording autograd, not compiling (a compiled graph gets torch's nodes)."""
-    return (_SECOND_ORDER.get() and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+    """Inside :func:`second_order`, recording autograd, not compiling (a compiled graph gets torch's nodes).
+
+    ``is_compiling()`` comes first: it is a constant True to torch.compile, so the compiler never
+    traces the context variable, which some torch versions cannot (a graph break in every layer,
+    then a recompile per layer shape until dynamo's recompile limit sends the model back to eager).
+    """
+    return (not torch.compiler.is_compiling() and _SECOND_ORDER.get() and torch.is_grad_enabled()
             and any(t is not None and t.requires_grad for t in tensors))
 
 
