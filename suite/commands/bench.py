@@ -46,7 +46,7 @@ def register(subparsers) -> None:
                         help="one command for a GPU (a few minutes): assert that CUDA-graph replay trains as eager "
                              "execution for every method, and print eager/graphed iteration times, runs per GPU, "
                              "torch.compile, precision, eval and pipeline figures in one table")
-        parser.add_argument("--seed", type=int, default=0, help="seed of the models and inputs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the models and inputs")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON instead of the table")
     parser.set_defaults(func=main)
 
