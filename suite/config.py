@@ -21,7 +21,7 @@ LR_SCHEDULES = ("cyclic", "multistep", "constant")
 # Settings added after the first release: left out of the run-id hash while they are None, so
 # the runs recorded before they existed keep their ids. Every field added from now on goes here,
 # with None as its default meaning "as before".
-HASH_WHEN_SET = frozenset()
+HASH_WHEN_SET = frozenset({"inject_beta"})
 
 
 @dataclass
@@ -51,6 +51,8 @@ class RunConfig:
     pgd_steps: int = 50
     pgd_restarts: int = 10
     aa_points: int = 1000             # AutoAttack on the first N test points (0: skip)
+    # data option: add the class-wise pattern beta * v_y (in /255) to every image (suite/data/inject.py)
+    inject_beta: float | None = None
 
     def resolved(self) -> "RunConfig":
         """Validate and fill in the method's defaults; raises SuiteError on bad values."""
@@ -72,6 +74,8 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SuiteError(f"{name} must be at least 1 (or omitted for the whole split), got {value}")
+        if self.inject_beta is not None and not 0 < self.inject_beta <= 255:
+            raise SuiteError(f"inject_beta must be in (0, 255] (units of 1/255) or omitted, got {self.inject_beta:g}")
         if self.lr <= 0:
             raise SuiteError(f"lr must be positive, got {self.lr:g}")
         hparams = resolve_hparams(self.method, self.eps, self.hparams)

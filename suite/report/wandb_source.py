@@ -43,6 +43,7 @@ def wandb_row(run) -> tuple[dict, pd.DataFrame | None]:
         raise SuiteError(f"W&B run {run.id} has no 'method' in its config; was it logged by this suite?")
     row = {"run_id": config.get("run_id") or run.id, "method": config["method"], "dataset": config.get("dataset"),
            "arch": config.get("arch"), "eps": config.get("eps"), "seed": config.get("seed"),
+           "inject_beta": config.get("inject_beta"),
            "status": _summary_value(summary, "status") or getattr(run, "state", "unknown"),
            "best_epoch": _summary_value(summary, "best_epoch"), "epoch_seconds": _summary_value(summary, "epoch_seconds"),
            "error": _summary_value(summary, "error"), "wandb_id": run.id}
