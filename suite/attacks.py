@@ -12,14 +12,17 @@ import torch.nn.functional as F
 
 def project(delta: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     """P(delta): clamp to [-eps, eps], then clamp x + delta to the image box [0, 1]."""
-    delta = delta.clamp(-eps, eps)
+    return clip_to_image(delta.clamp(-eps, eps), x)
+
+
+def clip_to_image(delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """delta with x + delta clamped to the image box [0, 1] (no eps-ball)."""
     return (x + delta).clamp(0.0, 1.0) - x
 
 
 def uniform_init(x: torch.Tensor, eps: float) -> torch.Tensor:
     """delta0 ~ U(-eps, eps), clipped so that x + delta0 stays in [0, 1]."""
-    delta = torch.empty_like(x).uniform_(-eps, eps)
-    return (x + delta).clamp(0.0, 1.0) - x
+    return clip_to_image(torch.empty_like(x).uniform_(-eps, eps), x)
 
 
 def input_grad(model, x_adv: torch.Tensor, y: torch.Tensor, *, create_graph: bool = False):

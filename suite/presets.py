@@ -2,10 +2,11 @@
 that costs.
 
 The cost estimate counts training only, in *fast_at-epoch equivalents*: one epoch of Fast-AT
-on the same data and architecture is 1. Per-epoch factors: ``standard`` 0.5 and ``pgd`` with
-k steps (k + 1) / 2 (forward-backward passes per batch against Fast-AT's 2); ``fast_at_ga`` and
-``fast_bat`` the ratio of their time per epoch to Fast-AT's in the paper's Table 1. The
-per-epoch validation and the final PGD-50-10 and AutoAttack evaluation come on top.
+on the same data and architecture is 1. Per-epoch factors count forward-backward passes per
+batch against Fast-AT's 2: ``standard`` 0.5, ``fgsm`` and ``n_fgsm`` 1, ``pgd`` with k steps
+(k + 1) / 2; ``fast_at_ga`` and ``fast_bat`` the ratio of their time per epoch to Fast-AT's in
+the paper's Table 1. The per-epoch validation and the final PGD-50-10 and AutoAttack
+evaluation come on top.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ PRESETS = {p.name: p for p in [
     Preset("smoke", "every method at 4 eps on a Fashion-MNIST subset, and a short λ study (CPU minutes)",
            ("smoke.yaml",), "lambda_smoke.yaml"),
     Preset("table1", "the paper's Table 1: CIFAR-10, PreActResNet-18, eps 8 and 16, 10 seeds", ("table1.yaml",)),
-    Preset("co", "robustness against training eps 2..16 on CIFAR-10: catastrophic overfitting", ("co_eps.yaml",)),
+    Preset("co", "robustness against training eps 2..16 on CIFAR-10 (with FGSM and N-FGSM): catastrophic overfitting",
+           ("co_eps.yaml",)),
     Preset("archs", "WRN-16-8, ResNet-18, ResNet-50 on CIFAR-10", ("archs.yaml",)),
     Preset("datasets", "CIFAR-100, SVHN, Tiny-ImageNet with PreActResNet-18", ("datasets.yaml",)),
     Preset("lambda", "Fast-BAT's λ study on CIFAR-10", (), "lambda_cifar10.yaml"),
@@ -58,7 +60,7 @@ def epoch_cost_factors() -> dict[str, float]:
     from .report.tables import paper_table
 
     seconds = paper_table().groupby("method")["time_per_epoch_s"].first()
-    factors = {"standard": 0.5, "fast_at": 1.0}
+    factors = {"standard": 0.5, "fast_at": 1.0, "fgsm": 1.0, "n_fgsm": 1.0}
     factors.update({m: float(seconds[m] / seconds["fast_at"]) for m in ("fast_at_ga", "fast_bat") if m in seconds})
     return factors
 

@@ -50,7 +50,8 @@ def test_quick_bench_describes_the_device_and_settings(quick_bench):
 
 def test_quick_bench_times_every_method_relative_to_standard_and_fast_at(quick_bench):
     m = quick_bench["methods"]
-    names = {"standard", "fast_at", "fast_at_ga", "pgd2", "pgd10", "fast_bat", "fast_bat_fd"}
+    names = {"standard", "fgsm", "fast_at", "n_fgsm", "fast_at_ga", "pgd2", "pgd10", "fast_bat", "fast_bat_fd"}
+    assert set(METHODS) - {"pgd"} <= names                     # every registered method is timed
     for key in ("seconds", "ratio_to_standard", "ratio_to_fast_at", "peak_memory_bytes"):
         assert set(m[key]) == names, key
     for key in ("seconds", "ratio_to_standard", "ratio_to_fast_at"):

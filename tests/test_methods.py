@@ -5,7 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from suite.attacks import project
-from suite.methods import METHODS, fast_at_ga, fast_bat, resolve_hparams
+from suite.methods import METHODS, fast_at_ga, fast_bat, fgsm, n_fgsm, resolve_hparams
 from suite.errors import SuiteError
 from suite.models import build_model
 from suite.reference_impl import fast_at_ga_reference, fast_bat_reference
@@ -44,14 +44,18 @@ def assert_grads_close(a, b, rtol, atol):
 
 
 class InputRecorder(nn.Module):
-    """Wraps a model and remembers the input of its last forward pass."""
+    """Wraps a model and remembers the inputs of its forward passes (``last_input``: the last one)."""
 
     def __init__(self, model):
         super().__init__()
-        self.model, self.last_input = model, None
+        self.model, self.inputs = model, []
+
+    @property
+    def last_input(self):
+        return self.inputs[-1]
 
     def forward(self, x):
-        self.last_input = x.detach().clone()
+        self.inputs.append(x.detach().clone())
         return self.model(x)
 
 
@@ -188,9 +192,126 @@ def test_gradalign_coefficients_follow_the_shared_table():
     assert fast_at_ga.gradalign_coef(24) == pytest.approx(0.02 * 10 ** 3)
 
 
+# --- FGSM and N-FGSM ----------------------------------------------------------------------------
+
+def input_grad_sign(model, x_adv, y):
+    xa = x_adv.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(xa), y, reduction="sum"), xa)
+    assert (g != 0).float().mean() > 0.5, "the sign must be defined almost everywhere for the test to bite"
+    return g.sign()
+
+
+def ce_param_grads(model, x_adv, y):
+    return torch.autograd.grad(F.cross_entropy(model(x_adv), y), list(model.parameters()))
+
+
+@pytest.mark.parametrize("alpha_factor", [1.0, 0.5])
+def test_fgsm_is_one_signed_step_from_zero_clipped_to_the_image(alpha_factor):
+    model = small_model()
+    x, y = batch()
+    recorder = InputRecorder(model)
+    _, _, grads = run_step(fgsm.step, recorder, x, y, EPS, alpha_factor=alpha_factor)
+    assert torch.equal(recorder.inputs[0], x), "the gradient is taken at x (zero init)"
+    expected = (x + alpha_factor * EPS * input_grad_sign(model, x, y)).clamp(0, 1)
+    torch.testing.assert_close(recorder.last_input, expected, rtol=0, atol=1e-15)
+    assert ((expected - x).abs() < alpha_factor * EPS - 1e-9).float().mean() > 0.1, "the image box must clip somewhere"
+    assert_grads_close(grads, ce_param_grads(model, expected, y), rtol=1e-10, atol=1e-13)
+
+
+def test_fgsm_step_beyond_eps_is_projected_onto_the_ball():
+    model = InputRecorder(small_model())
+    x, y = batch()
+    x = x.clamp(0.2, 0.8)
+    fgsm.step(model, x, y, EPS, alpha_factor=1.25)
+    torch.testing.assert_close((model.last_input - x).abs().max().item(), EPS)
+
+
+def n_fgsm_expected(model, x, y, noise_factor, alpha_factor, seed):
+    """The same draw as the method, then its perturbation written out."""
+    torch.manual_seed(seed)
+    noise = torch.empty_like(x).uniform_(-noise_factor * EPS, noise_factor * EPS)
+    eta = (x + noise).clamp(0, 1) - x
+    delta = (x + eta + alpha_factor * EPS * input_grad_sign(model, x + eta, y)).clamp(0, 1) - x
+    return eta, delta
+
+
+@pytest.mark.parametrize("noise_factor,alpha_factor", [(2.0, 1.0), (1.0, 0.5)])
+def test_n_fgsm_perturbation_is_an_unprojected_signed_step_from_noise(noise_factor, alpha_factor):
+    model = small_model()
+    x, y = batch(n=16)
+    recorder = InputRecorder(model)
+    _, _, grads = run_step(n_fgsm.step, recorder, x, y, EPS, noise_factor=noise_factor, alpha_factor=alpha_factor)
+    eta, delta = n_fgsm_expected(model, x, y, noise_factor, alpha_factor, seed=3)
+    torch.testing.assert_close(recorder.inputs[0], x + eta, rtol=0, atol=1e-15)
+    torch.testing.assert_close(recorder.last_input, x + delta, rtol=0, atol=1e-15)
+    assert_grads_close(grads, ce_param_grads(model, x + delta, y), rtol=1e-10, atol=1e-13)
+
+
+def test_n_fgsm_noise_fills_k_eps_and_the_step_leaves_the_eps_ball():
+    """Away from the image box: eta ~ U(-2 eps, 2 eps), delta = eta + eps * sign(g), |delta| up to 3 eps."""
+    model = InputRecorder(small_model())
+    x, y = batch(n=32)
+    x = x.clamp(0.2, 0.8)                           # the box never clips: 0.2 - 3 eps > 0
+    torch.manual_seed(7)
+    n_fgsm.step(model, x, y, EPS, **resolve_hparams("n_fgsm", 8))
+    eta, delta = model.inputs[0] - x, model.last_input - x
+    assert eta.abs().max() <= 2 * EPS + 1e-6 and eta.abs().max() >= 1.99 * EPS
+    assert eta.abs().mean().item() == pytest.approx(EPS, rel=0.02)        # E|U(-2e, 2e)| = e
+    step = delta - eta
+    moved = step.abs() > 1e-6
+    assert moved.float().mean() > 0.5
+    torch.testing.assert_close(step[moved].abs(), torch.full_like(step[moved], EPS), rtol=0, atol=1e-6)
+    assert delta.abs().max() >= 2.99 * EPS and delta.abs().max() <= 3 * EPS + 1e-6
+    assert (delta.abs() > EPS).float().mean() > 0.3, "not projected back onto the eps-ball"
+
+
+def test_n_fgsm_clips_to_the_image_box():
+    model = InputRecorder(small_model(torch.float32))
+    x, y = batch(dtype=torch.float32)               # saturated rows at 0 and 1
+    n_fgsm.step(model, x, y, 16 / 255, **resolve_hparams("n_fgsm", 16))
+    for seen in model.inputs:
+        assert seen.min() >= 0 and seen.max() <= 1
+    delta = model.last_input - x
+    assert (delta[x == 0] >= 0).all() and (delta[x == 1] <= 0).all()
+    assert (delta[x == 0] > 0).any() and (delta[x == 1] < 0).any()
+
+
+def test_n_fgsm_without_noise_is_fgsm():
+    model = small_model()
+    x, y = batch()
+    ours = run_step(n_fgsm.step, model, x, y, EPS, noise_factor=0.0, alpha_factor=1.0)
+    plain = run_step(fgsm.step, model, x, y, EPS, alpha_factor=1.0)
+    torch.testing.assert_close(ours[0], plain[0], rtol=0, atol=0)
+    assert_grads_close(ours[2], plain[2], rtol=0, atol=0)
+
+
+def test_fgsm_and_n_fgsm_defaults_are_the_authors():
+    assert resolve_hparams("fgsm", 8) == {"alpha_factor": 1.0}
+    assert resolve_hparams("n_fgsm", 16) == {"noise_factor": 2.0, "alpha_factor": 1.0}
+    assert resolve_hparams("n_fgsm", 8, {"noise_factor": 1, "alpha_factor": 1.25}) == {"noise_factor": 1.0,
+                                                                                    "alpha_factor": 1.25}
+    with pytest.raises(SuiteError, match="noise_factor"):
+        resolve_hparams("n_fgsm", 8, {"noise_factor": -1.0})
+
+
+@pytest.mark.parametrize("method", ["fgsm", "n_fgsm"])
+def test_one_epoch_run_finishes_with_the_method_defaults_recorded(method, tiny_config, tiny_options):
+    import dataclasses
+    import json
+
+    from suite.train import execute
+
+    config = dataclasses.replace(tiny_config, method=method, epochs=1)
+    summary = execute(config, tiny_options)
+    assert summary["status"] == "finished" and summary["best_epoch"] == 1
+    assert 0 <= summary["last"]["ra_pgd"] <= summary["last"]["sa"] <= 100
+    saved = json.loads((tiny_options.results_dir / "runs" / summary["run_id"] / "config.json").read_text())
+    assert saved["config"]["hparams"] == resolve_hparams(method, 8)
+
+
 # --- feasibility of the training perturbations -------------------------------------------------
 
-@pytest.mark.parametrize("method,hparams", [("fast_at", {}), ("pgd", {"steps": 2}), ("pgd", {"steps": 10}),
+@pytest.mark.parametrize("method,hparams", [("fgsm", {}), ("fast_at", {}), ("pgd", {"steps": 2}), ("pgd", {"steps": 10}),
                                             ("fast_at_ga", {}), ("fast_bat", {})])
 def test_training_perturbation_stays_feasible_and_uses_the_budget(method, hparams):
     eps255 = 8
@@ -257,3 +378,16 @@ def test_whole_numbers_resolve_to_the_float_a_float_or_derived_hyperparameter_ta
     assert type(resolve_hparams("fast_bat", 8, {"ll_step": 5000})["ll_step"]) is float
     assert type(resolve_hparams("pgd", 8, {"alpha": 2})["alpha"]) is float       # default None: derived
     assert type(resolve_hparams("pgd", 8, {"steps": 2})["steps"]) is int
+
+
+def test_step_and_noise_factors_reach_the_run_config_from_the_command_line():
+    import argparse
+
+    from suite.commands.run import add_config_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    args = parser.parse_args(["--method", "n_fgsm", "--noise-factor", "1", "--alpha-factor", "1.25"])
+    assert config_from_args(args).resolved().hparams == {"noise_factor": 1.0, "alpha_factor": 1.25}
+    args = parser.parse_args(["--method", "fgsm", "--alpha-factor", "0.5"])
+    assert config_from_args(args).resolved().hparams == {"alpha_factor": 0.5}

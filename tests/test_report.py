@@ -297,6 +297,39 @@ def test_report_of_a_sweep_holds_exactly_its_runs(tmp_path):
     assert "paper_comparison" not in report.tables                # the paper has no Fashion-MNIST cell
 
 
+def test_methods_absent_from_the_paper_are_reported_in_the_palettes_order_and_colours(tmp_path):
+    """FGSM and N-FGSM are not in the paper's Table 1: their cells appear in our tables and figures,
+    ordered and coloured by the one shared palette, and the comparison with the paper skips them."""
+    from suite.report import palette
+
+    results = tmp_path / "results"
+    for method in ("n_fgsm", "fast_bat", "fgsm", "fast_at"):          # written out of order on purpose
+        for seed, offset in zip(SEEDS[:2], OFFSETS[:2]):
+            write_run(results, method, 8.0, seed, offset)
+    report = write_report(results_dir=results, reports_dir=tmp_path / "reports", name="extra")
+    order = ["fgsm", "fast_at", "n_fgsm", "fast_bat"]
+    assert [m for m in palette.METHOD_ORDER if m in order] == order
+    summary = pd.read_csv(report.tables["summary"])
+    assert list(summary["method"]) == order
+    compared = set(pd.read_csv(report.tables["paper_comparison"])["method"])
+    assert compared == {"fast_at", "fast_bat"}
+    cost = tables.cost_table(load_local(results).runs)
+    assert list(cost["method"]) == order
+    assert cost.set_index("method")["paper_rel_fast_at"][["fgsm", "n_fgsm"]].isna().all()
+    assert set(tables.display_cost(cost)["method"]) >= {"FGSM", "N-FGSM"}
+
+    runs = load_local(results).runs
+    ax = figs.clean_vs_robust(runs).axes[0]
+    legend = {t.get_text(): h.get_color() for t, h in zip(ax.get_legend().texts, ax.get_legend().legend_handles)
+              if t.get_text() in ("FGSM", "Fast-AT", "N-FGSM", "Fast-BAT")}
+    assert list(legend) == [palette.method_label(m) for m in order]
+    assert list(legend.values()) == [palette.color(m) for m in order]
+    bars = figs.training_cost(cost).axes[0]
+    assert [t.get_text() for t in bars.get_xticklabels()] == [palette.method_label(m) for m in order]
+    colours = [palette.color(m) for m, _, _ in palette.PALETTE]
+    assert len(set(colours)) == len(colours) and palette.OTHER_COLOR not in colours
+
+
 def test_report_of_no_runs_is_an_error(tmp_path, capsys):
     assert cli_main(["report", "--results-dir", str(tmp_path), "--reports-dir", str(tmp_path / "r")]) == 2
     assert "no runs" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import pytest
 
 from suite.cli import main as cli_main
 from suite.config import RunConfig
+from suite.methods import METHODS
 from suite.presets import PRESETS, epoch_cost_factors, make_plan, run_cost, spec_path, study_overrides
 from suite.records import iter_run_dirs, read_json
 from suite.report.tables import paper_table
@@ -61,6 +62,8 @@ def test_cost_factors_count_passes_and_take_the_papers_ratios():
     assert cost("fast_at") == 4 and cost("standard") == 2
     assert cost("pgd", steps=2) == pytest.approx(4 * 1.5) and cost("pgd") == pytest.approx(4 * 5.5)
     assert cost("fast_at_ga") == pytest.approx(4 * seconds["fast_at_ga"] / seconds["fast_at"])
+    assert cost("fgsm") == 4 and cost("n_fgsm") == 4                     # one extra pass, as Fast-AT
+    assert all(cost(method) > 0 for method in METHODS), "every registered method needs a cost factor"
 
 
 def test_only_plain_run_settings_reach_the_study():

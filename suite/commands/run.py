@@ -9,13 +9,14 @@ from ..config import RunConfig, RunOptions
 
 # command-line flag -> method hyperparameter name
 HPARAM_FLAGS = {"lmbda": "lmbda", "ll_step": "ll_step", "attack_steps": "steps", "attack_alpha": "alpha",
-                "ga_coef": "coef", "implicit": "implicit"}
+                "ga_coef": "coef", "implicit": "implicit", "alpha_factor": "alpha_factor",
+                "noise_factor": "noise_factor"}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of one run's configuration; None means 'the default'."""
     g = parser.add_argument_group("what to train")
-    g.add_argument("--method", help="standard, fast_at, fast_at_ga, pgd or fast_bat (default fast_bat)")
+    g.add_argument("--method", help="standard, fgsm, fast_at, n_fgsm, fast_at_ga, pgd or fast_bat (default fast_bat)")
     g.add_argument("--dataset", help="cifar10, cifar100, svhn, tiny_imagenet, fashion_mnist (default fashion_mnist)")
     g.add_argument("--arch", help="preact_resnet18, wrn16_8, resnet18, resnet50, small_cnn (default small_cnn)")
     g.add_argument("--eps", type=float, help="training and test budget in /255 (default 8)")
@@ -32,6 +33,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                    help="fast_bat: implicit-gradient term by double backward (default) or finite difference")
     g.add_argument("--attack-steps", type=int, help="pgd: attack steps (default 10)")
     g.add_argument("--attack-alpha", type=float, help="pgd: step size in /255 (default eps/2 for 2 steps, 2 for 10)")
+    g.add_argument("--alpha-factor", type=float,
+                   help="fgsm, fast_at, n_fgsm: step size as a multiple of eps (default 1, 1.25, 1)")
+    g.add_argument("--noise-factor", type=float, help="n_fgsm: uniform noise in [-k eps, k eps], k (default 2)")
     g.add_argument("--ga-coef", type=float, help="fast_at_ga: GradAlign coefficient (default 0.02*10^(eps/8))")
     g = parser.add_argument_group("data sizes and evaluation")
     g.add_argument("--train-points", type=int, help="train on the first N points of the training split")

@@ -16,11 +16,13 @@ Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` bel
 from types import ModuleType
 
 from ..errors import SuiteError
-from . import fast_at, fast_at_ga, fast_bat, pgd, standard
+from . import fast_at, fast_at_ga, fast_bat, fgsm, n_fgsm, pgd, standard
 
 METHODS: dict[str, ModuleType] = {
     "standard": standard,
+    "fgsm": fgsm,
     "fast_at": fast_at,
+    "n_fgsm": n_fgsm,
     "fast_at_ga": fast_at_ga,
     "pgd": pgd,
     "fast_bat": fast_bat,

@@ -1,8 +1,8 @@
 """The report's figures, one function each, returning a matplotlib ``Figure``.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot, no GUI backend,
-no global state), in one style, with one colour per method (:data:`METHOD_COLORS`) kept
-across every figure. Each function returns None when its input has nothing to plot.
+no global state), in one style, with one colour per method kept across every figure and one
+method order (:mod:`.palette`). Each function returns None when its input has nothing to plot.
 Settings (dataset x arch) are drawn as separate panels.
 """
 from __future__ import annotations
@@ -18,20 +18,13 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 
 from .co import NOT_JUDGED
-from .tables import method_label, method_rank
+from .palette import METHOD_COLORS, color, method_label, method_rank  # noqa: F401  (METHOD_COLORS: re-exported)
 
-METHOD_COLORS = {"standard": "#7f7f7f", "pgd": "#9467bd", "fast_at": "#d62728", "fast_at_ga": "#ff7f0e",
-                 "fast_bat": "#1f77b4"}
-OTHER_COLOR = "#2ca02c"
 STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
          "axes.spines.right": False, "legend.frameon": False, "legend.fontsize": 8, "lines.linewidth": 1.6,
          "lines.markersize": 5}
 EPS_LABEL = "training and test ε (/255)"
 EPS_MARKERS = ["o", "s", "^", "D", "v", "P", "*", "h"]
-
-
-def color(method: str) -> str:
-    return METHOD_COLORS.get(method, OTHER_COLOR)
 
 
 def _methods(frame: pd.DataFrame) -> list[str]:

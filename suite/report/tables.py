@@ -11,12 +11,10 @@ from importlib import resources
 import pandas as pd
 
 from .co import NOT_JUDGED
+from .palette import method_label, method_rank
 
 METRICS = {"sa": "SA", "ra_pgd": "RA-PGD", "ra_aa": "RA-AA"}
 MODELS = {"": "early-stopped", "last_": "last epoch"}
-METHOD_ORDER = ["standard", "pgd", "fast_at", "fast_at_ga", "fast_bat"]
-METHOD_LABELS = {"standard": "Standard", "pgd": "PGD-AT", "fast_at": "Fast-AT", "fast_at_ga": "Fast-AT-GA",
-                 "fast_bat": "Fast-BAT"}
 CELL = ["dataset", "arch", "method", "eps", "variant"]
 PAPER_SETTING = {"dataset": "cifar10", "arch": "preact_resnet18"}   # the setting of the paper's Table 1
 SPREAD_FACTOR = 2.0
@@ -24,14 +22,6 @@ SPREAD_RULE = (
     f"Ours lies within the paper's spread when |ours_mean - paper_mean| <= {SPREAD_FACTOR:g} x max(paper_std, ours_std), "
     f"both standard deviations over seeds (ours: sample std, ddof=1, taken as 0 for a single seed)."
 )
-
-
-def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
-
-
-def method_rank(method: str) -> int:
-    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
 
 
 def paper_table() -> pd.DataFrame:

@@ -1,0 +1,20 @@
+"""FGSM training (Wong et al. 2020's "FGSM from zero init"): one signed step of alpha = eps from
+delta = 0, clipped to the eps-ball and the image box; train on CE(f(x + delta)). The baseline that
+overfits catastrophically most readily.
+"""
+import torch
+import torch.nn.functional as F
+
+from ..attacks import signed_step
+
+
+def defaults(eps: float) -> dict:
+    return {"alpha_factor": 1.0}                          # step size alpha = alpha_factor * eps
+
+
+def step(model, x, y, eps, *, alpha_factor):
+    delta = signed_step(model, x, y, torch.zeros_like(x), eps, alpha_factor * eps)
+    logits = model(x + delta)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    return loss.detach(), logits.detach()

@@ -1,0 +1,31 @@
+"""N-FGSM (de Jorge et al., NeurIPS 2022, "Make some noise"): noise eta ~ U(-k eps, k eps), then
+one signed step of alpha from x + eta, *not* projected back onto the eps-ball:
+delta = eta + alpha * sign(grad_x CE(f(x + eta))), so |delta| may reach (k + alpha/eps) eps;
+eta and delta are only clipped so that x + eta and x + delta stay in the image box [0, 1].
+The authors' defaults: k = 2, alpha = eps. Same cost as Fast-AT (one extra forward-backward).
+"""
+import torch.nn.functional as F
+
+from ..attacks import clip_to_image, input_grad, uniform_init
+from ..errors import SuiteError
+
+
+def defaults(eps: float) -> dict:
+    # noise U(-noise_factor * eps, noise_factor * eps); step size alpha = alpha_factor * eps
+    return {"noise_factor": 2.0, "alpha_factor": 1.0}
+
+
+def validate(hparams: dict) -> None:
+    for name in ("noise_factor", "alpha_factor"):
+        if not isinstance(hparams[name], (int, float)) or hparams[name] < 0:
+            raise SuiteError(f"n_fgsm: {name} must be a number >= 0 (a multiple of eps), got {hparams[name]!r}")
+
+
+def step(model, x, y, eps, *, noise_factor, alpha_factor):
+    eta = uniform_init(x, noise_factor * eps)
+    grad, _ = input_grad(model, x + eta, y)
+    delta = clip_to_image(eta + alpha_factor * eps * grad.sign(), x)
+    logits = model(x + delta)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    return loss.detach(), logits.detach()
