@@ -81,7 +81,8 @@ class RunConfig:
         hparams = resolve_hparams(self.method, self.eps, self.hparams)
         # Floats stay floats (8 and 8.0 are one setting, one run id).
         return dataclasses.replace(self, eps=float(self.eps), lr=float(self.lr), momentum=float(self.momentum),
-                                   weight_decay=float(self.weight_decay), hparams=hparams)
+                                   weight_decay=float(self.weight_decay), hparams=hparams,
+                                   inject_beta=None if self.inject_beta is None else float(self.inject_beta))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -253,6 +253,9 @@ class Trainer:
             "validation": f"PGD-{c.val_pgd_steps}-{c.val_pgd_restarts} on {len(d.val_x)} validation points per epoch",
             "co_probe": f"PGD-{c.val_pgd_steps} on {c.co_points} fixed training points" if c.co_points else None,
             "train_points": len(d.train_x),
+            **({"injected_features": f"class-wise DCT pattern, beta {c.inject_beta:g}/255, added to every training, "
+                                     f"validation and test image, clipped to [0, 1] (suite/data/inject.py)"}
+               if c.inject_beta is not None else {}),
         }
 
     # -- one epoch -------------------------------------------------------------------------

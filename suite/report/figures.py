@@ -70,10 +70,10 @@ def method_name(method: str) -> str:
     return f"{method_label(method)} ({NOT_JUDGED_NOTE})" if method in NOT_JUDGED else method_label(method)
 
 
-def _legend_outside(fig, methods, extra=()):
-    """One legend for the whole figure, below the panels (never over the data)."""
+def _legend_outside(fig, methods, extra=(), columns: int = 4):
+    """One legend for the whole figure, below the panels (never over the data), in ``columns`` columns."""
     handles = [Line2D([], [], color=color(m), marker="o", label=method_name(m)) for m in methods] + list(extra)
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4))
+    fig.legend(handles=handles, loc="outside lower center", ncol=max(1, min(len(handles), columns)))
 
 
 @styled
@@ -113,7 +113,7 @@ def robust_vs_eps(summary: pd.DataFrame) -> Figure | None:
     if any_aa:
         extra += [Line2D([], [], color="k", ls=":", marker="^", label="AutoAttack, early-stopped"),
                   Line2D([], [], color="k", ls=":", marker="v", mfc="none", label="AutoAttack, last epoch")]
-    _legend_outside(fig, _methods(summary), extra)
+    _legend_outside(fig, _methods(summary), extra, columns=2 * min(len(settings), 3))
     return fig
 
 
@@ -173,7 +173,7 @@ def _curve_grid(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], panels: 
     extra = [Patch(color="0.6", alpha=0.35, label="range over seeds (line: mean)")]
     if collapsed:
         extra.append(Line2D([], [], color="0.4", marker="X", mec="k", ls="none", label="epoch of CO (per run)"))
-    _legend_outside(fig, _methods(runs), extra)
+    _legend_outside(fig, _methods(runs), extra, columns=2 * len(panels))
     return fig
 
 
@@ -261,6 +261,7 @@ def lambda_sensitivity(trials: pd.DataFrame, method: str = "fast_bat") -> Figure
         values = group["last_reported"] if has_last else group["val_robust_acc"]
         shown = values.fillna(0.0).astype(float)
         what = "last reported validation robust" if has_last else "best validation robust before stopping"
+        what += ", 0 if none" if group[values.name].isna().any() else ""
         ax.scatter(group["lmbda"], shown, marker=marker, s=60, color=mark_color, zorder=3,
                    label=f"{name} ({len(group)}): {what}")
         epochs = group["last_reported_epoch"] if "last_reported_epoch" in group else pd.Series(index=group.index)
