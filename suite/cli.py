@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import SuiteError
+from .errors import SuiteError, os_error_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:            # `suite runs | head`: the reader left; not an error
         sys.stderr.close()
         return 0
+    except OSError as err:             # a folder that is a file, read-only, full: the path and the problem
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -14,14 +14,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checks import check_number
 from .errors import SuiteError
 from .methods import resolve_hparams
+from .models import REVISIONS as ARCH_REVISIONS
+from .models import resolve_dropout
 
 LR_SCHEDULES = ("cyclic", "multistep", "constant")
 # Settings added after the first release: left out of the run-id hash while they are None, so
 # the runs recorded before they existed keep their ids. Every field added from now on goes here,
 # with None as its default meaning "as before".
-HASH_WHEN_SET = frozenset({"inject_beta"})
+HASH_WHEN_SET = frozenset({"dropout", "inject_beta"})
 
 
 @dataclass
@@ -29,6 +32,7 @@ class RunConfig:
     method: str = "fast_bat"
     dataset: str = "fashion_mnist"
     arch: str = "small_cnn"
+    dropout: float | None = None      # the network's dropout rate: wrn16_8 only, default 0.1 (the reference's)
     eps: float = 8.0                  # training and test budget, in /255
     seed: int = 0
     # optimisation (the paper's protocol)
@@ -63,25 +67,29 @@ class RunConfig:
             raise SuiteError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
         if self.arch not in ARCHS:
             raise SuiteError(f"unknown arch {self.arch!r}; choose one of: {', '.join(ARCHS)}")
+        check_number("eps", self.eps)
         if not 0 < self.eps <= 255:
             raise SuiteError(f"eps must be in (0, 255] (units of 1/255), got {self.eps:g}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise SuiteError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+        check_number("seed", self.seed, integer=True, minimum=0)
         for name in ("epochs", "batch_size", "val_pgd_steps", "pgd_steps", "pgd_restarts", "val_pgd_restarts"):
-            if getattr(self, name) < 1:
-                raise SuiteError(f"{name} must be at least 1, got {getattr(self, name)}")
+            check_number(name, getattr(self, name), integer=True, minimum=1)
         for name in ("train_points", "val_points", "test_points"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise SuiteError(f"{name} must be at least 1 (or omitted for the whole split), got {value}")
-        if self.inject_beta is not None and not 0 < self.inject_beta <= 255:
-            raise SuiteError(f"inject_beta must be in (0, 255] (units of 1/255) or omitted, got {self.inject_beta:g}")
-        if self.lr <= 0:
-            raise SuiteError(f"lr must be positive, got {self.lr:g}")
+            if getattr(self, name) is not None:
+                check_number(f"{name} (omit it for the whole split)", getattr(self, name), integer=True, minimum=1)
+        for name in ("co_points", "aa_points"):
+            check_number(f"{name} (0: off)", getattr(self, name), integer=True, minimum=0)
+        if self.inject_beta is not None:
+            check_number("inject_beta (in /255; omit it for no injection)", self.inject_beta, above=0, maximum=255)
+        check_number("lr", self.lr, above=0)
+        check_number("momentum", self.momentum, minimum=0, below=1)
+        check_number("weight_decay", self.weight_decay, minimum=0)
         hparams = resolve_hparams(self.method, self.eps, self.hparams)
         # Floats stay floats (8 and 8.0 are one setting, one run id).
         return dataclasses.replace(self, eps=float(self.eps), lr=float(self.lr), momentum=float(self.momentum),
                                    weight_decay=float(self.weight_decay), hparams=hparams,
+                                   dropout=resolve_dropout(self.arch, self.dropout),
                                    inject_beta=None if self.inject_beta is None else float(self.inject_beta))
 
     def to_dict(self) -> dict:
@@ -102,10 +110,36 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """``<name>-<hash of the resolved configuration>``; call on a resolved config."""
-        hashed = {k: v for k, v in self.to_dict().items() if not (k in HASH_WHEN_SET and v is None)}
-        digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]
-        return f"{self.name}-{digest}"
+        """``<name>-<hash of the resolved configuration>``; call on a resolved config.
+
+        The hash also holds the network's revision (``suite.models.REVISIONS``) where it has one,
+        so that runs of a network changed under its name never reuse the old network's records."""
+        return f"{self.name}-{digest(self.to_dict(), ARCH_REVISIONS.get(self.arch))}"
+
+
+def digest(config: dict, arch_revision: int | None = None) -> str:
+    """The hash part of a run id: a configuration's settings (those of HASH_WHEN_SET only when
+    set) and, where it has one, its network's revision."""
+    hashed = {k: v for k, v in config.items() if not (k in HASH_WHEN_SET and v is None)}
+    if arch_revision is not None:            # the network changed under its name: new ids
+        hashed["arch_revision"] = arch_revision
+    return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def recorded_arch(run_id: str, config: dict) -> str:
+    """The network a run record was trained on: its ``arch``, or ``<arch>@r<n>`` for a record of
+    revision n of a network that has since changed under its name (``suite.models.REVISIONS``;
+    revision 1 is the first, whose ids held no revision). ``config`` is the recorded configuration."""
+    arch = config.get("arch")
+    current = ARCH_REVISIONS.get(arch)
+    if current is None:
+        return arch
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    settings = {k: v for k, v in config.items() if k in names}
+    for revision in range(1, current):
+        if run_id.endswith("-" + digest(settings, None if revision == 1 else revision)):
+            return f"{arch}@r{revision}"
+    return arch
 
 
 @dataclass

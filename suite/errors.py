@@ -7,3 +7,25 @@ class SuiteError(Exception):
     The command line prints ``error: <message>`` and exits with status 2,
     without a traceback. The message says what is wrong and how to fix it.
     """
+
+
+_OS_HINTS = {
+    "ENOTDIR": "a file stands where a folder is needed: move it or choose another folder",
+    "EEXIST": "a file stands where a folder is needed: move it or choose another folder",
+    "EROFS": "the file system is read-only: choose a writable folder",
+    "EACCES": "no permission to write there: choose a writable folder",
+    "EPERM": "no permission to write there: choose a writable folder",
+    "ENOENT": "the folder cannot be created there: choose another folder",
+    "ENOSPC": "the disk is full: free space, then rerun the same command to resume",
+    "EDQUOT": "the disk quota is used up: free space, then rerun the same command to resume",
+}
+
+
+def os_error_line(err: OSError) -> str:
+    """An operating-system error as one line: the path, the problem and what to do."""
+    import errno
+
+    name = errno.errorcode.get(err.errno or 0, "")
+    where = f"{err.filename}: " if err.filename else ""
+    hint = _OS_HINTS.get(name)
+    return f"{where}{err.strerror or err}" + (f" ({hint})" if hint else "")

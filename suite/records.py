@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 
@@ -84,10 +85,28 @@ def read_json(path: Path):
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines file ([] when it does not exist); a bad line is a SuiteError naming it."""
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise SuiteError(f"{path} line {n} is not valid JSON ({err.msg}); rerun the run to rebuild it "
+                                 f"from its checkpoint, or with --force") from err
+            if not isinstance(row, dict):
+                raise SuiteError(f"{path} line {n} is not a JSON object; rerun the run to rebuild it "
+                                 f"from its checkpoint, or with --force")
+            rows.append(row)
+    return rows
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (stdout may carry a table or CSV)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -140,11 +159,40 @@ class RunDir:
     best = property(lambda self: self.path / "best.pt")
 
     def read_summary(self) -> dict | None:
-        return read_json(self.summary) if self.summary.exists() else None
+        """The summary, or None when there is none or it is damaged (with a warning: a rerun rewrites it)."""
+        try:
+            summary = read_json(self.summary) if self.summary.exists() else None
+        except (SuiteError, OSError) as err:
+            warn(f"{err}; the run will be resumed (rerun it) or redone (--force)")
+            return None
+        return summary if isinstance(summary, dict) else None
 
     def is_finished(self) -> bool:
+        """Finished, with intact records: a rerun repairs a finished run whose config or
+        per-epoch records are damaged (it resumes from ``last.pt``: no epoch is trained again)."""
         summary = self.read_summary()
-        return bool(summary) and summary.get("status") == "finished"
+        if not summary or summary.get("status") != "finished":
+            return False
+        problem = self.damage(summary)
+        if problem:
+            warn(f"{problem}; rebuilding the run's records from its checkpoint")
+        return problem is None
+
+    def damage(self, summary: dict) -> str | None:
+        """What is wrong with this run's config and per-epoch records, or None when they are sound:
+        config.json must parse and metrics.jsonl hold epochs 1..N of the N the summary counts."""
+        try:
+            config = read_json(self.config)
+            rows = read_jsonl(self.metrics)
+        except (SuiteError, OSError) as err:
+            return str(err)
+        if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+            return f"{self.config} is not a run configuration"
+        epochs, done = [row.get("epoch") for row in rows], summary.get("epochs_done")
+        if done is not None and epochs != list(range(1, done + 1)):
+            return (f"{self.metrics} holds {len(epochs)} of the {done} epochs the summary counts "
+                    f"(epochs {', '.join(map(str, epochs)) or 'none'})")
+        return None
 
     def save_last(self, state: dict) -> None:
         """Write the resume checkpoint, keeping the previous one as a fallback."""
@@ -153,26 +201,45 @@ class RunDir:
         save_checkpoint(self.last, state)
 
     def repair_best(self, state: dict) -> None:
-        """Make ``best.pt`` hold the best epoch the resume ``state`` names.
+        """Make ``best.pt`` hold the best epoch the resume ``state`` names, where it does not.
 
         The loop writes ``last.pt`` before ``best.pt``: a run killed between the two has a
-        ``last.pt`` whose epoch is its best, and an older (or no) ``best.pt``; that epoch's
-        model is in ``state``. Any other mismatch cannot be repaired and is reported.
+        ``last.pt`` whose epoch is its best, and an older (or no) ``best.pt``; a damaged
+        ``best.pt`` may still be held by ``last.prev.pt``. Otherwise a warning says so.
         """
         epoch = state["best"]["epoch"]
-        if epoch is None:
-            return
+        if epoch is not None:
+            _, problem = self.recover_best(epoch, state)
+            if problem:
+                print(f"warning: {problem}", flush=True)
+
+    def recover_best(self, epoch: int, state: dict | None = None,
+                     map_location="cpu") -> tuple[dict | None, str | None]:
+        """``(weights, None)`` of the early-stopped model (0-based ``epoch``) from ``best.pt``, else
+        from the checkpoint ``state`` or ``last.prev.pt`` when one holds that epoch (``best.pt`` is
+        rewritten from it); ``(None, why)`` when none does."""
         try:
-            if load_checkpoint(self.best)["epoch"] == epoch:
-                return
-        except (FileNotFoundError, SuiteError):
-            pass
-        if epoch == state["epoch"]:
-            save_checkpoint(self.best, {"model": state["model"], "epoch": epoch})
-        else:
-            print(f"warning: {self.best} does not hold the best epoch ({epoch + 1}) and cannot be rebuilt; "
-                  f"the early-stopped model's evaluation will use what it holds, or rerun with --force",
-                  flush=True)
+            best = load_checkpoint(self.best, map_location)
+            if best.get("epoch") == epoch:
+                return best["model"], None
+            problem = f"{self.best} holds epoch {best.get('epoch', -1) + 1}, not the best epoch {epoch + 1}"
+        except FileNotFoundError:
+            problem = f"{self.best} is missing"
+        except (SuiteError, KeyError, TypeError, AttributeError) as err:
+            problem = str(err).split("; delete it")[0]
+
+        def candidates():
+            yield "the resume checkpoint", state
+            yield self.last_prev.name, load_checkpoint(self.last_prev, map_location)
+
+        with contextlib.suppress(FileNotFoundError, SuiteError):
+            for name, source in candidates():
+                if source is not None and source.get("epoch") == epoch:
+                    save_checkpoint(self.best, {"model": source["model"], "epoch": epoch})
+                    print(f"warning: {problem}; rebuilt it from {name}", flush=True)
+                    return source["model"], None
+        return None, (f"{problem} and no checkpoint holds that epoch any more, so the early-stopped model "
+                      f"cannot be evaluated (the last model is); rerun with --force to train it again")
 
     def load_resume_state(self, map_location="cpu") -> dict | None:
         """The newest readable resume checkpoint, or None when there is none.
@@ -244,9 +311,11 @@ def iter_run_dirs(results_dir: Path):
                 yield RunDir(results_dir, path.name)
 
 
+# Settings beside ``epochs`` that the reports show and check against the paper's protocol.
+PROTOCOL_SETTINGS = ["dropout", "pgd_steps", "pgd_restarts", "test_points", "aa_points"]
 RUN_COLUMNS = ["run_id", "method", "dataset", "arch", "eps", "seed", "status", "sa", "ra_pgd", "ra_aa",
-               "last_sa", "last_ra_pgd", "last_ra_aa", "best_epoch", "epochs_done", "epochs", "epoch_seconds",
-               "wandb_id", "error"]
+               "ra_pgd_aa_subset", "last_sa", "last_ra_pgd", "last_ra_aa", "last_ra_pgd_aa_subset", "best_epoch",
+               "epochs_done", "epochs", *PROTOCOL_SETTINGS, "epoch_seconds", "wandb_id", "error"]
 
 
 def _live_status(run: RunDir, summary: dict) -> str:
@@ -259,21 +328,35 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
     """One row per run record: identity, status and the best/last test metrics.
 
     ``sa``, ``ra_pgd``, ``ra_aa`` are the early-stopped model's; ``last_*`` the last epoch's;
-    ``epochs_done`` of ``epochs``; ``hp_<name>`` the method's hyperparameters.
+    ``epochs_done`` of ``epochs``; ``hp_<name>`` the method's hyperparameters. ``arch`` is
+    ``<arch>@r<n>`` for a record of an earlier revision of a network (``suite.config.recorded_arch``).
     Keyword filters keep rows whose column equals the value (or is in it, for a list).
     """
     import pandas as pd
 
+    from .config import recorded_arch
+
     rows = []
     for run in iter_run_dirs(results_dir):
-        config = read_json(run.config)
-        summary = run.read_summary() or {}
-        c = config["config"]
-        row = {"run_id": run.run_id, "method": c["method"], "dataset": c["dataset"], "arch": c["arch"],
-               "eps": c["eps"], "seed": c["seed"], "status": _live_status(run, summary),
-               "best_epoch": summary.get("best_epoch"), "epochs_done": summary.get("epochs_done"),
-               "epochs": c["epochs"], "epoch_seconds": summary.get("epoch_seconds"),
-               "wandb_id": summary.get("wandb_id"), "error": summary.get("error")}
+        try:
+            c = read_json(run.config)["config"]
+            summary = read_json(run.summary) if run.summary.exists() else {}
+            row = {"run_id": run.run_id, "method": c["method"], "dataset": c["dataset"],
+                   "arch": recorded_arch(run.run_id, c),
+                   "eps": c["eps"], "seed": c["seed"], "status": _live_status(run, summary),
+                   "best_epoch": summary.get("best_epoch"), "epochs_done": summary.get("epochs_done"),
+                   "epochs": c["epochs"], "epoch_seconds": summary.get("epoch_seconds"),
+                   "wandb_id": summary.get("wandb_id"), "error": summary.get("error"),
+                   **{k: c.get(k) for k in PROTOCOL_SETTINGS}}
+        except (SuiteError, OSError, KeyError, TypeError, AttributeError) as err:
+            warn(f"skipping the unreadable run record {run.path} ({type(err).__name__}: {err}); "
+                 f"rerun the run to repair it, or delete the folder")
+            continue
+        problem = run.damage(summary) if row["status"] == "finished" else None
+        if problem:
+            warn(f"{problem}: run {run.run_id} is listed as incomplete and left out of reports; "
+                 f"rerun it to rebuild its records")
+            row.update(status="incomplete", error=problem)
         row.update(model_metrics(lambda model, metric: (summary.get(model) or {}).get(metric)))
         row.update({f"hp_{k}": v for k, v in c.get("hparams", {}).items()})
         row["path"] = str(run.path)
@@ -283,10 +366,12 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
 
 
 def model_metrics(lookup) -> dict:
-    """The test-metric columns: ``sa``, ``ra_pgd``, ``ra_aa`` of the early-stopped model and
-    ``last_*`` of the last epoch's, each read as ``lookup(model, metric)`` (model: best or last)."""
+    """The test-metric columns: ``sa``, ``ra_pgd``, ``ra_aa`` and ``ra_pgd_aa_subset`` (RA-PGD on
+    AutoAttack's points) of the early-stopped model and ``last_*`` of the last epoch's, each read as
+    ``lookup(model, metric)`` (model: best or last)."""
     return {prefix + metric: lookup(model, metric)
-            for model, prefix in (("best", ""), ("last", "last_")) for metric in ("sa", "ra_pgd", "ra_aa")}
+            for model, prefix in (("best", ""), ("last", "last_"))
+            for metric in ("sa", "ra_pgd", "ra_aa", "ra_pgd_aa_subset")}
 
 
 def filter_runs(frame, run_ids=None, **filters):

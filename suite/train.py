@@ -25,7 +25,8 @@ from .config import RunConfig, RunOptions
 from .data import DeviceLoader, load_splits
 from .data.inject import inject
 from .errors import SuiteError
-from .eval import autoattack_accuracy, clean_accuracy, robust_accuracy
+from .eval import autoattack_accuracy, clean_accuracy, pgd_robust, robust_accuracy
+from .eval.pgd import percent
 from .eval.diagnostics import co_diagnostics
 from .methods import compilable, get_method
 from .models import build_model
@@ -44,12 +45,12 @@ def execute(config: RunConfig, options: RunOptions | None = None, callbacks: lis
     options = options or RunOptions()
     config = config.resolved()
     run = RunDir(options.results_dir, config.run_id)
-    if run.is_finished() and not options.force:
+    if not options.force and run.is_finished():
         return skip_finished(run)
     device = pick_device(options.device)
     data = RunData.load(config, options, device)
     with run.lock():
-        if run.is_finished() and not options.force:    # another process finished it meanwhile
+        if not options.force and run.is_finished():    # another process finished it meanwhile
             return skip_finished(run)
         if options.force:
             for path in (run.last, run.last_prev, run.best, run.metrics, run.summary):
@@ -158,7 +159,8 @@ class Trainer:
         self.eps = config.eps / 255
         info = data.info
         torch.manual_seed(config.seed)
-        self.model = build_model(config.arch, info.in_channels, info.num_classes, info.mean, info.std).to(device)
+        self.model = build_model(config.arch, info.in_channels, info.num_classes, info.mean, info.std,
+                                 dropout=config.dropout).to(device)
         self.cuda = device.type == "cuda"
         if self.cuda:
             torch.backends.cudnn.benchmark = True
@@ -256,6 +258,7 @@ class Trainer:
             **({"injected_features": f"class-wise DCT pattern, beta {c.inject_beta:g}/255, added to every training, "
                                      f"validation and test image, clipped to [0, 1] (suite/data/inject.py)"}
                if c.inject_beta is not None else {}),
+            "versions": versions(),
         }
 
     # -- one epoch -------------------------------------------------------------------------
@@ -316,8 +319,13 @@ class Trainer:
     def final_evaluation(self, best: dict, history: list[dict]) -> dict:
         results = {"last": self.evaluate_test()}
         if best["epoch"] is not None and best["epoch"] != len(history) - 1:
-            self.model.load_state_dict(load_checkpoint(self.run_dir.best, self.device)["model"])
-            results["best"] = self.evaluate_test()
+            state, problem = self.run_dir.recover_best(best["epoch"], map_location=self.device)
+            if state is None:
+                print(f"warning: {problem}", flush=True)
+                results["best"] = {"sa": None, "ra_pgd": None, "ra_aa": None, "unavailable": problem}
+            else:
+                self.model.load_state_dict(state)
+                results["best"] = self.evaluate_test()
         else:
             results["best"] = dict(results["last"])
         seconds = [row["epoch_seconds"] for row in history]
@@ -325,15 +333,18 @@ class Trainer:
                 "epoch_seconds": float(np.mean(seconds)) if seconds else None}
 
     def evaluate_test(self) -> dict:
+        """SA and RA-PGD on the test points; RA-AA on the first ``aa_points``, with RA-PGD on those
+        same points beside it (``ra_pgd_aa_subset``, from the same PGD attack) to compare like for like."""
         c, d = self.config, self.data
         with self.eval_rng():
+            robust = pgd_robust(self.net, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
+                                batch_size=self.eval_batch)
             result = {"sa": clean_accuracy(self.net, d.test_x, d.test_y, batch_size=self.eval_batch),
-                      "ra_pgd": robust_accuracy(self.net, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
-                                                batch_size=self.eval_batch),
-                      "ra_aa": None}
+                      "ra_pgd": percent(robust), "ra_aa": None, "ra_pgd_aa_subset": None}
             if c.aa_points:
                 result["ra_aa"] = autoattack_accuracy(self.net, d.test_x[:c.aa_points], d.test_y[:c.aa_points],
                                                       self.eps, seed=c.seed, batch_size=self.eval_batch)
+                result["ra_pgd_aa_subset"] = percent(robust[:c.aa_points])
         return result
 
     # -- helpers ---------------------------------------------------------------------------
@@ -355,6 +366,19 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{__version__}+{commit}" if commit else __version__
+
+
+def versions() -> dict:
+    """The versions of the libraries that decide a result, and the suite's (with its commit)."""
+    from importlib import metadata
+
+    def version(package):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+    return {"torch": torch.__version__, "torchvision": version("torchvision"),
+            "pyautoattack": version("pyautoattack"), "suite": code_version()}
 
 
 def now() -> str:

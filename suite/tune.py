@@ -40,6 +40,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from .callbacks import Callback, RunPruned
+from .checks import check_number
 from .config import RunConfig, RunOptions
 from .errors import SuiteError
 from .records import RunDir, atomic_write_bytes, model_metrics, read_jsonl
@@ -71,7 +72,7 @@ def redact(text: str | None) -> str | None:
     """
     if text is None:
         return None
-    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", str(text))
+    text = re.sub(r"(://[^:/@\s]*:)\S*@", r"\1***@", str(text))   # to the last @: a password may hold one
     return re.sub(r"(password=)[^&\s]*", r"\1***", text, flags=re.IGNORECASE)
 
 
@@ -200,8 +201,7 @@ def load_spec(spec: str | Path | dict | StudySpec, overrides: list[str] | dict |
         raise SuiteError(f"heartbeat takes positive integer interval and grace_period (seconds) and max_retry; "
                          f"got {heartbeat}")
     n_trials = raw.get("n_trials", 20)
-    if not isinstance(n_trials, int) or n_trials < 1:
-        raise SuiteError(f"n_trials must be a positive integer, got {n_trials!r}")
+    check_number("n_trials", n_trials, integer=True, minimum=1)
     result = StudySpec(name=str(raw["name"]), base=base, search=search, objectives=objectives, coupled=coupled,
                        sampler=sampler, pruner=pruner, n_trials=n_trials, heartbeat=heartbeat,
                        enqueue=list(raw.get("enqueue") or []))
@@ -277,19 +277,35 @@ def journal_path(name: str, results_dir: Path) -> Path:
     return Path(results_dir) / STUDIES / f"{name}.journal"
 
 
-def open_storage(storage: str | None, spec: StudySpec, results_dir: Path):
-    """The study's storage with heartbeat: a journal file (default, or a path) or an RDB URL."""
+# pip packages of the database drivers SQLAlchemy imports (module name -> package)
+DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "MySQLdb": "mysqlclient",
+                   "pymysql": "pymysql", "asyncpg": "asyncpg", "oracledb": "oracledb", "pyodbc": "pyodbc"}
+
+
+def open_storage(storage: str | None, spec: StudySpec, results_dir: Path, *, create: bool = True):
+    """The study's storage with heartbeat: a journal file (default, or a path) or an RDB URL.
+    Without ``create`` a missing journal file is an error (nothing is written)."""
     beat = spec.heartbeat
     with _quiet_experimental():
         kwargs = dict(heartbeat_interval=beat["interval"], grace_period=beat["grace_period"],
                       heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=beat["max_retry"]))
         if storage is None or "://" not in storage:
             path = Path(storage) if storage else journal_path(spec.name, results_dir)
+            if not create and not path.is_file():
+                raise SuiteError(f"no study {spec.name!r}: {path} does not exist; run `suite tune` on its spec first")
             path.parent.mkdir(parents=True, exist_ok=True)
             return HeartbeatJournalStorage(JournalFileBackend(str(path)), **kwargs)
+        if storage.partition("://")[2].split("/")[0].count("@") > 1:
+            raise SuiteError(f"cannot open storage {redact(storage)}: more than one '@' before the host; "
+                             f"write an '@' in the password as %40 (better: keep the password in PGPASSWORD)")
         try:
             return RDBStorage(sqlalchemy_url(storage), engine_kwargs={"pool_pre_ping": True}, **kwargs)
-        except Exception as err:  # connection, driver or URL errors; their text may hold the URL
+        except ImportError as err:  # optuna: "Failed to import DB access module", from the driver's import
+            missing = getattr(err.__cause__, "name", None) or getattr(err, "name", None)
+            what = f"its database driver ({missing})" if missing else "its database driver"
+            fix = f"pip install {DRIVER_PACKAGES.get(missing, missing)}" if missing else "install it"
+            raise SuiteError(f"cannot open storage {redact(storage)}: {what} is not installed; {fix}") from None
+        except Exception as err:  # connection or URL errors; their text may hold the URL
             reason = redact(f"{type(err).__name__}: {err}")
             raise SuiteError(f"cannot open storage {redact(storage)}: {reason}") from None
 
@@ -339,7 +355,7 @@ def build_pruner(spec: StudySpec):
 
 def open_study(spec: StudySpec, storage: str | None, results_dir: Path, *, create: bool, seed_offset: int = 0):
     """Create or load the study; a loaded study must have been made with the same settings."""
-    store = open_storage(storage, spec, results_dir)
+    store = open_storage(storage, spec, results_dir, create=create)
     sampler, pruner = build_sampler(spec, seed_offset), build_pruner(spec)
     if not create:
         try:
@@ -472,9 +488,9 @@ def run_study(spec_path, options: RunOptions, *, storage: str | None = None, wor
     """
     spec = load_spec(spec_path, overrides)
     if n_trials is not None:
+        check_number("--n-trials", n_trials, integer=True, minimum=1)
         spec = dataclasses.replace(spec, n_trials=n_trials)
-    if workers < 1:
-        raise SuiteError(f"--workers must be at least 1, got {workers}")
+    check_number("--workers", workers, integer=True, minimum=1)
     results_dir = Path(options.results_dir)
     study = open_study(spec, storage, results_dir, create=True)
     with _quiet_experimental():

@@ -249,6 +249,7 @@ def test_bench_compile_times_the_steps_torch_compile_can_run():
     with contextlib.redirect_stdout(out):
         assert main(["bench", "--quick", "--arch", "small_cnn", "--only", "methods", "--compile", "--json"]) == 0
     c = json.loads(out.getvalue())["compiled"]
-    assert set(c["seconds"]) == set(c["speedup"]) == {"standard", "fast_at", "pgd2", "pgd10", "fast_bat_fd"}
+    assert set(c["seconds"]) == set(c["speedup"]) == {"standard", "fgsm", "fast_at", "n_fgsm", "pgd2", "pgd10",
+                                                         "fast_bat_fd"}
     assert c["not_compilable"] == ["fast_at_ga", "fast_bat"]      # a double backward
     assert all(_positive_finite(v) for v in [*c["seconds"].values(), *c["speedup"].values()])

@@ -7,7 +7,10 @@ is downloaded (download=False everywhere).
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 import pickle
+import shlex
 import struct
 import zipfile
 from pathlib import Path
@@ -17,8 +20,8 @@ import pytest
 import torch
 
 from suite.data import DATASETS, DatasetInfo, DeviceLoader, Splits, load_splits
-from suite.data import idx as idx_module
 from suite.data import prepare_tiny_imagenet
+from suite.data import torchvision_sets as tv_sets
 from suite.errors import SuiteError
 
 RNG = np.random.default_rng(0)
@@ -37,8 +40,30 @@ def ids(x: torch.Tensor) -> list[int]:
     return x.reshape(x.shape[0], -1)[:, 0].tolist()
 
 
-def write_cifar(data_dir: Path, hundred: bool = False, n_train: int = 20, n_test: int = 10):
-    """Official CIFAR pickles; returns (train images N x 3 x 32 x 32, labels, test, labels)."""
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def trust(monkeypatch, data_dir: Path) -> None:
+    """Make torchvision take the tiny files under data_dir for the official ones: their MD5s
+    become the expected checksums (torchvision refuses any other file before reading it)."""
+    import torchvision.datasets as tvd
+
+    for cls in (tvd.CIFAR10, tvd.CIFAR100):
+        folder = data_dir / cls.base_folder
+        if folder.is_dir():
+            for attr in ("train_list", "test_list"):
+                monkeypatch.setattr(cls, attr, [[f, md5(folder / f)] for f, _ in getattr(cls, attr)])
+            monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5(folder / cls.meta["filename"])})
+    svhn = data_dir / "svhn"
+    if svhn.is_dir():
+        monkeypatch.setattr(tvd.SVHN, "split_list", {k: [url, f, md5(svhn / f) if (svhn / f).is_file() else m]
+                                                     for k, (url, f, m) in tvd.SVHN.split_list.items()})
+
+
+def write_cifar(data_dir: Path, monkeypatch, hundred: bool = False, n_train: int = 20,
+                n_test: int = 10):
+    """Official CIFAR pickles, trusted; returns (train images N x 3 x 32 x 32, labels, test, labels)."""
     classes = 100 if hundred else 10
     train = tagged_images(n_train, (3, 32, 32))
     test = tagged_images(n_test, (3, 32, 32))
@@ -58,6 +83,8 @@ def write_cifar(data_dir: Path, hundred: bool = False, n_train: int = 20, n_test
         folder.mkdir(parents=True)
         dump(folder / "train", train, ytr)
         dump(folder / "test", test, yte)
+        meta = {"fine_label_names": [str(i) for i in range(100)], "coarse_label_names": []}
+        (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
     else:
         folder = data_dir / "cifar-10-batches-py"
         folder.mkdir(parents=True)
@@ -66,10 +93,13 @@ def write_cifar(data_dir: Path, hundred: bool = False, n_train: int = 20, n_test
             dump(folder / f"data_batch_{b + 1}", train[b * per:(b + 1) * per],
                  ytr[b * per:(b + 1) * per])
         dump(folder / "test_batch", test, yte)
+        meta = {"label_names": [str(i) for i in range(10)], "num_vis": 3072}
+        (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    trust(monkeypatch, data_dir)
     return train, np.array(ytr), test, np.array(yte)
 
 
-def write_svhn(data_dir: Path, n_train: int = 20, n_test: int = 10):
+def write_svhn(data_dir: Path, monkeypatch, n_train: int = 20, n_test: int = 10):
     import scipy.io
 
     folder = data_dir / "svhn"
@@ -81,6 +111,7 @@ def write_svhn(data_dir: Path, n_train: int = 20, n_test: int = 10):
         scipy.io.savemat(folder / f"{name}_32x32.mat",
                          {"X": x.transpose(2, 3, 1, 0), "y": y.reshape(-1, 1).astype(np.uint8)})
         out += [x, y]
+    trust(monkeypatch, data_dir)
     return out
 
 
@@ -190,9 +221,9 @@ def test_bad_val_fraction(tmp_path):
 # ----------------------------------------------------------------- CIFAR
 
 @pytest.mark.parametrize("hundred", [False, True])
-def test_cifar_roundtrip_and_split(tmp_path, hundred):
+def test_cifar_roundtrip_and_split(tmp_path, monkeypatch, hundred):
     name = "cifar100" if hundred else "cifar10"
-    train, ytr, test, yte = write_cifar(tmp_path, hundred)
+    train, ytr, test, yte = write_cifar(tmp_path, monkeypatch, hundred)
     s = load_splits(name, tmp_path, download=False)
     assert isinstance(s, Splits) and s.info is DATASETS[name]
     assert s.train_x.dtype == torch.uint8 and s.train_y.dtype == torch.int64
@@ -215,8 +246,8 @@ def test_cifar_roundtrip_and_split(tmp_path, hundred):
     assert len(others | {tuple(sorted(va))}) > 1  # the seed matters
 
 
-def test_split_fraction(tmp_path):
-    write_cifar(tmp_path, n_train=100)
+def test_split_fraction(tmp_path, monkeypatch):
+    write_cifar(tmp_path, monkeypatch, n_train=100)
     s = load_splits("cifar-10", tmp_path, download=False, val_fraction=0.2, split_seed=3)
     assert (len(s.train_x), len(s.val_x)) == (80, 20) and len(s.train_y) == 80
     s0 = load_splits("cifar10", tmp_path, download=False, val_fraction=0.0)
@@ -231,20 +262,54 @@ def test_cifar_missing(tmp_path):
         assert str(tmp_path / folder) in msg and "download=True" in msg and "\n" not in msg
 
 
-def test_cifar_truncated(tmp_path):
-    write_cifar(tmp_path)
+def test_cifar_truncated(tmp_path, monkeypatch):
+    write_cifar(tmp_path, monkeypatch)
     path = tmp_path / "cifar-10-batches-py" / "data_batch_3"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(SuiteError) as e:
         load_splits("cifar10", tmp_path, download=False)
-    assert str(path) in str(e.value)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+class Payload:
+    """Unpickles to os.system(...): creates ``marker`` if anything ever unpickles it."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+@pytest.mark.parametrize("hundred,name", [(False, "data_batch_1"), (False, "batches.meta"),
+                                          (True, "train"), (True, "meta")])
+@pytest.mark.parametrize("trusted", [True, False])
+def test_crafted_cifar_pickle_is_never_unpickled(tmp_path, monkeypatch, hundred, name, trusted):
+    data_dir = tmp_path / "data"
+    write_cifar(data_dir, monkeypatch, hundred)
+    if not trusted:
+        monkeypatch.undo()  # the official checksums again
+    marker = tmp_path / "payload-ran"
+    crafted = pickle.dumps({"data": Payload(marker), "labels": [0], "fine_labels": [0],
+                            "label_names": Payload(marker), "fine_label_names": Payload(marker)})
+    pickle.loads(crafted)
+    assert marker.exists(), "the payload must be live for this test to mean anything"
+    marker.unlink()
+    folder = data_dir / ("cifar-100-python" if hundred else "cifar-10-batches-py")
+    (folder / name).write_bytes(crafted)
+    with pytest.raises(SuiteError) as e:
+        load_splits("cifar100" if hundred else "cifar10", data_dir, download=False)
+    assert "corrupt" in str(e.value) and "\n" not in str(e.value)
+    if trusted:
+        assert str(folder / name) in str(e.value)
+    assert not marker.exists()
 
 
 # ----------------------------------------------------------------- SVHN
 
-def test_svhn(tmp_path):
-    xtr, ytr, xte, yte = write_svhn(tmp_path)
+def test_svhn(tmp_path, monkeypatch):
+    xtr, ytr, xte, yte = write_svhn(tmp_path, monkeypatch)
     s = load_splits("svhn", tmp_path, download=False)
     assert s.train_x.shape == (18, 3, 32, 32) and s.val_x.shape == (2, 3, 32, 32)
     assert s.test_x.dtype == torch.uint8 and s.test_y.dtype == torch.int64
@@ -255,11 +320,11 @@ def test_svhn(tmp_path):
         assert torch.equal(img, torch.from_numpy(xtr[i])) and lab.item() == ytr[i] % 10
 
 
-def test_svhn_missing_and_truncated(tmp_path):
+def test_svhn_missing_and_truncated(tmp_path, monkeypatch):
     with pytest.raises(SuiteError) as e:
         load_splits("svhn", tmp_path, download=False)
     assert str(tmp_path / "svhn") in str(e.value)
-    write_svhn(tmp_path)
+    write_svhn(tmp_path, monkeypatch)
     path = tmp_path / "svhn" / "test_32x32.mat"
     path.write_bytes(path.read_bytes()[:500])
     with pytest.raises(SuiteError) as e:
@@ -271,7 +336,9 @@ def test_svhn_missing_and_truncated(tmp_path):
 
 def test_fashion_idx_gz(tmp_path):
     xtr, ytr, xte, yte = write_fashion(tmp_path / "fashion-mnist")  # before the system copy
+    before = sorted(tmp_path.rglob("*"))
     s = load_splits("fashion_mnist", tmp_path, download=False)
+    assert sorted(tmp_path.rglob("*")) == before  # decompressed elsewhere, nothing written here
     assert s.train_x.shape == (18, 1, 28, 28) and s.test_x.shape == (10, 1, 28, 28)
     assert s.train_x.dtype == torch.uint8 and s.train_y.dtype == torch.int64
     assert torch.equal(s.test_x[:, 0], torch.from_numpy(xte))
@@ -281,7 +348,7 @@ def test_fashion_idx_gz(tmp_path):
 
 
 def test_fashion_plain_in_torchvision_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(idx_module, "SYSTEM_DIR", tmp_path / "no-system-copy")
+    monkeypatch.setattr(tv_sets, "SYSTEM_DIR", tmp_path / "no-system-copy")
     xtr, ytr, xte, yte = write_fashion(tmp_path / "FashionMNIST" / "raw", gz=False)
     s = load_splits("fashion_mnist", tmp_path, download=False)
     assert torch.equal(s.test_x[:, 0], torch.from_numpy(xte))
@@ -289,7 +356,7 @@ def test_fashion_plain_in_torchvision_folder(tmp_path, monkeypatch):
 
 
 def test_fashion_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(idx_module, "SYSTEM_DIR", tmp_path / "no-system-copy")
+    monkeypatch.setattr(tv_sets, "SYSTEM_DIR", tmp_path / "no-system-copy")
     with pytest.raises(SuiteError) as e:
         load_splits("fashion_mnist", tmp_path, download=False)
     msg = str(e.value)
@@ -305,14 +372,24 @@ def test_fashion_truncated(tmp_path):
         load_splits("fashion_mnist", tmp_path, download=False)
     assert str(path) in str(e.value)
     # plain IDX whose payload is shorter than its header says
-    plain = tmp_path / "short-idx3-ubyte"
-    plain.write_bytes(idx_bytes(np.zeros((5, 28, 28), np.uint8))[:-10])
+    plain_dir = tmp_path / "plain"
+    write_fashion(plain_dir / "fashion-mnist", gz=False)
+    plain = plain_dir / "fashion-mnist" / "t10k-images-idx3-ubyte"
+    plain.write_bytes(plain.read_bytes()[:-10])
     with pytest.raises(SuiteError) as e:
-        idx_module.read_idx(plain)
-    assert str(plain) in str(e.value)
+        load_splits("fashion_mnist", plain_dir, download=False)
+    assert str(plain) in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.skipif(not idx_module.SYSTEM_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
+def test_fashion_labels_must_match_images(tmp_path):
+    write_fashion(tmp_path / "fashion-mnist", gz=False)
+    (tmp_path / "fashion-mnist" / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(7, np.uint8)))
+    with pytest.raises(SuiteError) as e:
+        load_splits("fashion_mnist", tmp_path, download=False)
+    assert "7 labels" in str(e.value) and "corrupt" in str(e.value)
+
+
+@pytest.mark.skipif(not tv_sets.SYSTEM_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_real_fashion_mnist(tmp_path):
     s = load_splits("fashion_mnist", tmp_path, download=False)
     assert len(s.train_x) + len(s.val_x) == 60000 and len(s.val_x) == 6000
@@ -529,3 +606,40 @@ def test_loader_rejects_bad_input():
         DeviceLoader(x.float(), y, 2, shuffle=False)
     with pytest.raises(ValueError):
         DeviceLoader(x, y[:3], 2, shuffle=False)
+
+
+@pytest.mark.parametrize("evil", ["abs", "dotdot", "member"])
+def test_tiny_prepare_never_writes_outside_the_data_folder(tmp_path, evil):
+    """Names from the archive (annotation column, member paths) that would lead out are refused."""
+    base = write_tiny_official(tmp_path / "official")
+    outside = tmp_path / "outside"
+    ann = base / "val" / "val_annotations.txt"
+    lines = ann.read_text().splitlines(keepends=True)
+    if evil == "abs":
+        lines[0] = lines[0].replace("\tn02\t", f"\t{outside}\t")
+    elif evil == "dotdot":
+        lines[0] = lines[0].replace("\tn02\t", "\t../../../outside\t")
+    ann.write_text("".join(lines))
+    zip_path = zip_folder(base, tmp_path / "tiny-imagenet-200.zip")
+    if evil == "member":
+        with zipfile.ZipFile(zip_path, "a") as zf:
+            zf.writestr("tiny-imagenet-200/train/../../../../outside/images/x.JPEG", b"data")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    before = sorted(p for p in tmp_path.rglob("*") if data_dir not in p.parents)
+    for source in ([zip_path] if evil == "member" else [zip_path, base]):
+        with pytest.raises(SuiteError) as e:
+            prepare_tiny_imagenet(source, data_dir)
+        assert "unsafe name" in str(e.value) and "\n" not in str(e.value)
+        assert sorted(p for p in tmp_path.rglob("*") if data_dir not in p.parents) == before
+        assert not outside.exists() and list(data_dir.iterdir()) == []   # no half-built folder
+
+
+def test_tiny_prepare_leaves_no_half_built_folder(tmp_path):
+    base = write_tiny_official(tmp_path / "official")
+    (base / "train" / "n03" / "images" / "n03_9.JPEG").mkdir()  # unreadable "image": a folder
+    data_dir = tmp_path / "data"
+    with pytest.raises(SuiteError) as e:
+        prepare_tiny_imagenet(base, data_dir)
+    assert "n03_9.JPEG" in str(e.value)
+    assert list(data_dir.iterdir()) == []

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from suite.data import DeviceLoader, load_splits
-from suite.eval import autoattack_accuracy, clean_accuracy, pgd_broken, robust_accuracy
+from suite.eval import autoattack_accuracy, clean_accuracy, pgd_broken, pgd_robust, robust_accuracy
 from suite.methods import fast_at
 from suite.models import build_model
 
@@ -51,6 +51,20 @@ def test_early_exit_counts_the_same_points_as_attacking_everything(trained):
     assert early[clean_wrong].all() and full[clean_wrong].all()
 
 
+def test_per_point_pgd_result_is_what_robust_accuracy_averages(trained):
+    model, x, y = trained
+    torch.manual_seed(3)
+    robust = pgd_robust(model, x, y, EPS, steps=10, restarts=2, batch_size=128)
+    torch.manual_seed(3)
+    accuracy = robust_accuracy(model, x, y, EPS, steps=10, restarts=2, batch_size=128)
+    assert robust.dtype == torch.bool and robust.shape == (len(x),)
+    assert accuracy == 100 * int(robust.sum()) / len(x)
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+    assert not (robust & ~correct).any()               # a misclassified point is never robust
+    assert 0 < int(robust.sum()) < int(correct.sum())  # the attack breaks some correct points, not all
+
+
 def test_pgd_never_beats_clean_accuracy_and_zero_eps_is_clean(trained):
     model, x, y = trained
     assert robust_accuracy(model, x, y, 1e-12, steps=3, restarts=1) == pytest.approx(clean_accuracy(model, x, y))
@@ -58,16 +72,27 @@ def test_pgd_never_beats_clean_accuracy_and_zero_eps_is_clean(trained):
 
 
 def test_pgd_adversarial_examples_are_feasible(trained):
-    """The broken points are broken by perturbations inside the feasible set: replay the attack by hand."""
+    """The broken points are broken by perturbations inside the feasible set: replay the attack by hand.
+
+    The replay does the suite's arithmetic op for op (the same random start over the whole batch, the
+    summed loss, the same projection; ``early_exit=False`` keeps the batch whole), so the two agree
+    point for point on any CPU: a point counts as broken iff some feasible iterate misclassifies it.
+    """
     from suite.attacks import input_grad, project, uniform_init
     model, x, y = trained
     torch.manual_seed(3)
+    with torch.no_grad():
+        by_hand = model(x).argmax(1) != y
     delta = uniform_init(x, EPS)
     for _ in range(10):
-        grad, _ = input_grad(model, x + delta, y)
+        assert delta.abs().max() <= EPS + 1e-6 and (x + delta).min() >= 0 and (x + delta).max() <= 1
+        grad, logits = input_grad(model, x + delta, y)
+        by_hand |= logits.argmax(1) != y
         delta = project(delta + EPS / 4 * grad.sign(), x, EPS)
     assert delta.abs().max() <= EPS + 1e-6 and (x + delta).min() >= 0 and (x + delta).max() <= 1
-    by_hand = (model(x + delta).argmax(1) != y)
+    with torch.no_grad():
+        by_hand |= model(x + delta).argmax(1) != y
     torch.manual_seed(3)
-    ours = pgd_broken(model, x, y, EPS, steps=10, restarts=1)
-    assert int(ours.sum()) >= int(by_hand.sum())
+    ours = pgd_broken(model, x, y, EPS, steps=10, restarts=1, early_exit=False)
+    assert torch.equal(ours, by_hand)
+    assert 0 < int(ours.sum()) < len(x), "the attack must break some points and not all"

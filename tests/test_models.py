@@ -1,5 +1,6 @@
 """Tests for suite.models: shapes, normalization wrapper, errors, double backward."""
 import contextlib
+import math
 
 import pytest
 import torch
@@ -9,12 +10,21 @@ from suite.models import ARCHS, build_model
 from suite.models.layers import second_order
 from suite.models.normalize import Normalized
 
-EXPECTED_ARCHS = {"preact_resnet18", "wrn16_8", "resnet18", "resnet50", "small_cnn"}
+EXPECTED_ARCHS = {"preact_resnet18", "preact_resnet18_wong", "wrn16_8", "resnet18", "resnet50", "small_cnn"}
 INPUTS = [(1, 28, 28, 10), (3, 32, 32, 100), (3, 64, 64, 200)]
 
 
 def _n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def nonzero_head(model):
+    """``model`` with its zero-initialised linear layers (WRN-16-8's, as the reference's) drawn at
+    random: a zero classifier makes every logit 0 and every input gradient vanish."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and not module.weight.any():
+            torch.nn.init.normal_(module.weight, std=0.1)
+    return model
 
 
 def test_arch_names():
@@ -83,9 +93,9 @@ def test_double_backward(arch):
     assert all(g is None or torch.isfinite(g).all() for g in second)
 
 
-@pytest.mark.parametrize("arch", ["preact_resnet18", "small_cnn"])
+@pytest.mark.parametrize("arch", ["preact_resnet18", "preact_resnet18_wong", "wrn16_8", "small_cnn"])
 def test_channels_last(arch):
-    model = build_model(arch, 3, 10, [0.5] * 3, [0.5] * 3).eval()
+    model = nonzero_head(build_model(arch, 3, 10, [0.5] * 3, [0.5] * 3)).eval()
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         ref = model(x)
@@ -107,13 +117,14 @@ def test_small_cnn_is_small():
 @pytest.mark.parametrize("arch", sorted(EXPECTED_ARCHS))
 def test_every_arch_gives_torchs_second_derivatives_through_the_suites_layers(arch):
     torch.manual_seed(0)
-    model = build_model(arch, 3, 10, [0.5] * 3, [0.25] * 3).double().train()
+    model = nonzero_head(build_model(arch, 3, 10, [0.5] * 3, [0.25] * 3)).double().train()
     x, v = torch.rand(4, 3, 16, 16, dtype=torch.float64), torch.randn(4, 3, 16, 16, dtype=torch.float64)
     y = torch.tensor([1, 3, 5, 7])
     params = [p for p in model.parameters() if p.requires_grad]
 
     def mixed_second_derivative(context):
         xg = x.clone().requires_grad_(True)
+        torch.manual_seed(1)                     # the same dropout masks (WRN-16-8) in both passes
         with context:
             loss = torch.nn.functional.cross_entropy(model(xg), y)
         (gx,) = torch.autograd.grad(loss, xg, create_graph=True)
@@ -122,3 +133,90 @@ def test_every_arch_gives_torchs_second_derivatives_through_the_suites_layers(ar
     for ours, torchs in zip(mixed_second_derivative(second_order()), mixed_second_derivative(contextlib.nullcontext()),
                             strict=True):
         torch.testing.assert_close(ours, torchs, rtol=1e-8, atol=1e-10)
+
+
+# -- the reference implementation's networks, pinned by suite/reference/arch_fixture/ -----------
+
+REFERENCE_ARCHS = ["preact_resnet18", "wrn16_8", "resnet18", "resnet50"]
+FIXTURE_MEAN, FIXTURE_STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
+
+
+def reference_fixture(arch):
+    """(parameter shapes in order, 4 x 10 train-mode logits) of the reference's ``arch``."""
+    import csv
+    from importlib import resources
+
+    shapes, logits = [], []
+    with (resources.files("suite") / "reference" / "arch_fixture" / f"{arch}.csv").open() as handle:
+        for row in csv.reader(handle):
+            if row and row[0] == "param":
+                shapes.append(tuple(int(d) for d in row[1:]))
+            elif row and row[0] == "logits":
+                logits.append([float(v) for v in row[1:]])
+    return shapes, torch.tensor(logits, dtype=torch.float64)
+
+
+def fixture_model(arch):
+    """``arch`` (dropout 0) in float64 with the fixture's weights: tensor k with n elements and
+    shape s is sin(0.7 arange(n) + k), divided by sqrt(n / s[0]) for 2+ dimensions, else 1 + 0.1 w."""
+    model = build_model(arch, 3, 10, FIXTURE_MEAN, FIXTURE_STD, dropout=0.0 if arch == "wrn16_8" else None)
+    model = model.double().train()
+    with torch.no_grad():
+        for k, p in enumerate(model.parameters()):
+            w = torch.sin(0.7 * torch.arange(p.numel(), dtype=torch.float64) + k).reshape(p.shape)
+            p.copy_(w / math.sqrt(p.numel() / p.shape[0]) if p.dim() >= 2 else 1 + 0.1 * w)
+    return model
+
+
+def fixture_input():
+    return ((torch.sin(0.3 * torch.arange(4 * 3 * 32 * 32, dtype=torch.float64)) + 1) / 2).reshape(4, 3, 32, 32)
+
+
+def test_every_reference_arch_has_a_fixture_and_only_those():
+    from importlib import resources
+
+    folder = resources.files("suite") / "reference" / "arch_fixture"
+    assert sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".csv")) == sorted(REFERENCE_ARCHS)
+
+
+@pytest.mark.parametrize("arch", REFERENCE_ARCHS)
+def test_network_is_the_reference_implementations(arch):
+    shapes, logits = reference_fixture(arch)
+    model = fixture_model(arch)
+    assert [tuple(p.shape) for p in model.parameters()] == shapes
+    with torch.no_grad():
+        out = model(fixture_input())
+    torch.testing.assert_close(out, logits, rtol=0, atol=1e-6)
+
+
+def test_wong_preact_resnet18_has_the_reference_shapes_but_another_function():
+    shapes, logits = reference_fixture("preact_resnet18")
+    model = fixture_model("preact_resnet18_wong")
+    assert [tuple(p.shape) for p in model.parameters()] == shapes
+    with torch.no_grad():
+        gap = (model(fixture_input()) - logits).abs().max()
+    assert gap > 1e-3
+
+
+def test_wrn_dropout_defaults_to_the_references_and_acts_in_training_only():
+    model = build_model("wrn16_8", 3, 10, [0.5] * 3, [0.25] * 3)
+    units = [m for m in model.modules() if hasattr(m, "dropout")]
+    assert len(units) == 9 and {m.dropout for m in units} == {0.1}
+    nonzero_head(model)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.equal(model.train()(x), model(x))
+        assert torch.equal(model.eval()(x), model(x))
+    off = build_model("wrn16_8", 3, 10, [0.5] * 3, [0.25] * 3, dropout=0.0)
+    assert {m.dropout for m in off.modules() if hasattr(m, "dropout")} == {0.0}
+
+
+def test_dropout_only_for_networks_that_have_it():
+    from suite.models import resolve_dropout
+
+    assert resolve_dropout("wrn16_8", None) == 0.1 and resolve_dropout("wrn16_8", 0.3) == 0.3
+    assert resolve_dropout("resnet18", None) is None
+    with pytest.raises(SuiteError, match="no dropout"):
+        build_model("resnet18", 3, 10, [0.5] * 3, [0.25] * 3, dropout=0.1)
+    with pytest.raises(SuiteError, match=r"\[0, 1\)"):
+        resolve_dropout("wrn16_8", 1.0)

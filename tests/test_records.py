@@ -345,6 +345,60 @@ def test_run_identity():
     assert config_from_args(parse(["run", "--lmbda", "5"])).resolved().run_id != base.run_id
 
 
+# Run ids of fast_at on CIFAR-10 at eps 8, seed 0, before the reference's networks replaced the
+# suite's PreActResNet-18 and WRN-16-8 (computed with that code).
+IDS_BEFORE_THE_REFERENCE_NETWORKS = {
+    "small_cnn": "fast_at-cifar10-small_cnn-eps8-s0-3fc42ddb24",
+    "resnet18": "fast_at-cifar10-resnet18-eps8-s0-43719c1867",
+    "resnet50": "fast_at-cifar10-resnet50-eps8-s0-0517c341a3",
+    "preact_resnet18": "fast_at-cifar10-preact_resnet18-eps8-s0-b11f3af9d8",
+    "wrn16_8": "fast_at-cifar10-wrn16_8-eps8-s0-bab102e795",
+}
+
+
+@pytest.mark.parametrize("arch", sorted(IDS_BEFORE_THE_REFERENCE_NETWORKS))
+def test_only_the_changed_networks_get_new_run_ids(arch):
+    run_id = RunConfig(method="fast_at", dataset="cifar10", arch=arch).resolved().run_id
+    if arch in ("preact_resnet18", "wrn16_8"):      # other functions now: old records are not their runs
+        assert run_id != IDS_BEFORE_THE_REFERENCE_NETWORKS[arch]
+    else:
+        assert run_id == IDS_BEFORE_THE_REFERENCE_NETWORKS[arch]
+
+
+@pytest.mark.parametrize("arch", ["preact_resnet18", "wrn16_8"])
+def test_records_of_the_networks_before_the_reference_ones_are_listed_apart(arch, tmp_path):
+    from suite.config import recorded_arch
+
+    old_config = RunConfig(method="fast_at", dataset="cifar10", arch=arch).resolved().to_dict()
+    del old_config["dropout"]                         # what the suite recorded then: no dropout setting
+    old_id = IDS_BEFORE_THE_REFERENCE_NETWORKS[arch]
+    new = RunConfig(method="fast_at", dataset="cifar10", arch=arch).resolved()
+    assert recorded_arch(old_id, old_config) == f"{arch}@r1"
+    assert recorded_arch(new.run_id, new.to_dict()) == arch
+    small = RunConfig(method="fast_at", dataset="cifar10", arch="resnet18").resolved()
+    assert recorded_arch(small.run_id, small.to_dict()) == "resnet18"
+    for run_id, config in ((old_id, old_config), (new.run_id, new.to_dict())):
+        folder = tmp_path / "runs" / run_id
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"run_id": run_id, "config": config}))
+        (folder / "summary.json").write_text(json.dumps({"status": "finished"}))
+    frame = runs_dataframe(tmp_path)
+    assert dict(zip(frame["run_id"], frame["arch"])) == {old_id: f"{arch}@r1", new.run_id: arch}
+    assert list(runs_dataframe(tmp_path, arch=arch)["run_id"]) == [new.run_id]
+
+
+def test_dropout_is_resolved_into_the_run_id():
+    wrn = RunConfig(method="fast_at", dataset="cifar10", arch="wrn16_8")
+    assert wrn.resolved().dropout == 0.1
+    assert RunConfig(**{**wrn.to_dict(), "dropout": 0.1}).resolved().run_id == wrn.resolved().run_id
+    assert RunConfig(**{**wrn.to_dict(), "dropout": 0.0}).resolved().run_id != wrn.resolved().run_id
+    assert RunConfig(arch="resnet18", dataset="cifar10").resolved().dropout is None
+    with pytest.raises(SuiteError, match="no dropout"):
+        RunConfig(arch="resnet18", dataset="cifar10", dropout=0.1).resolved()
+    wong = RunConfig(method="fast_at", dataset="cifar10", arch="preact_resnet18_wong").resolved().run_id
+    assert wong.startswith("fast_at-cifar10-preact_resnet18_wong-eps8-s0-")
+
+
 def test_integer_hyperparameter_maps_to_the_same_run_id():
     assert RunConfig(hparams={"lmbda": 10}).resolved().run_id == RunConfig().resolved().run_id
 
@@ -467,3 +521,156 @@ def test_suite_runs_table_and_csv(three_runs, capsys):
 
     assert cli.main(["runs", "--results-dir", str(three_runs.parent / "nowhere")]) == 0
     assert "no runs under" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------- damaged records
+
+@pytest.fixture
+def best_is_first_epoch(monkeypatch):
+    """Validation robust accuracy falls every epoch: the early-stopped model is epoch 1's."""
+    from suite.train import Trainer
+
+    real, calls = Trainer.validate, []
+
+    def falling(self):
+        row = real(self)
+        calls.append(1)
+        return {**row, "val_robust_acc": 50.0 - len(calls)}
+    monkeypatch.setattr(Trainer, "validate", falling)
+
+
+@pytest.mark.parametrize("prev_survives", [True, False])
+def test_a_damaged_best_checkpoint_is_rebuilt_or_reported(best_is_first_epoch, tiny_config, tiny_options,
+                                                          prev_survives, capsys):
+    """Killed after epoch 2 of 3 (best: epoch 1) with best.pt truncated: the rerun finishes, evaluating
+    what it can: the early-stopped model rebuilt from last.prev.pt, or marked unavailable."""
+    config = dataclasses.replace(tiny_config, epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        execute(config, tiny_options, [RaiseAt(1, KeyboardInterrupt())])
+    run = RunDir(tiny_options.results_dir, config.resolved().run_id)
+    truncate(run.best)
+    if not prev_survives:
+        run.last_prev.unlink()
+    summary = execute(config, tiny_options)
+    out = capsys.readouterr().out
+    assert summary["status"] == "finished" and summary["best_epoch"] == 1 and summary["error"] is None
+    assert summary["last"]["sa"] is not None and summary["last"]["ra_pgd"] is not None
+    assert f"{run.best} is corrupt or truncated" in out
+    if prev_survives:
+        assert "rebuilt it from last.prev.pt" in out and load_checkpoint(run.best)["epoch"] == 0
+        assert summary["best"]["sa"] is not None and "unavailable" not in summary["best"]
+    else:
+        assert summary["best"]["sa"] is None and "cannot be evaluated" in summary["best"]["unavailable"]
+        frame = runs_dataframe(tiny_options.results_dir)
+        assert list(frame["status"]) == ["finished"] and pd.isna(frame["sa"][0])
+
+
+def test_damaged_records_are_skipped_by_listings_and_repaired_by_a_rerun(three_runs, finished_tiny_run, capsys):
+    config, _, summary = finished_tiny_run
+    runs = {r.run_id: r for r in iter_run_dirs(three_runs)}
+    finished = runs.pop(summary["run_id"])
+    pruned, failed = sorted(runs.values(), key=lambda r: r.read_summary()["status"], reverse=True)
+    truncate(failed.summary)
+    pruned.config.write_text("{ garbage")
+    assert cli.main(["runs", "--results-dir", str(three_runs), "--csv"]) == 0
+    out, err = capsys.readouterr()
+    assert list(pd.read_csv(io.StringIO(out))["run_id"]) == [finished.run_id]
+    assert f"skipping the unreadable run record {failed.path}" in err
+    assert f"skipping the unreadable run record {pruned.path}" in err
+
+    # a finished run's garbage config.json, metrics.jsonl line, or truncated summary: a rerun repairs it
+    original = read_jsonl(finished.metrics)
+    for damage in ("config", "metrics", "summary"):
+        if damage == "config":
+            finished.config.write_text("not json")
+        elif damage == "metrics":
+            finished.metrics.write_text(finished.metrics.read_text() + "{oops\n")
+            assert list(runs_dataframe(three_runs)["status"]) == ["incomplete"]
+            assert f"{finished.metrics} line 3 is not valid JSON" in capsys.readouterr().err
+        else:
+            truncate(finished.summary)
+        assert cli.main(run_flags(config, three_runs)) == 0
+        out = capsys.readouterr().out
+        assert "already finished" not in out and "resuming after epoch 2 of 2" in out, (damage, out)
+        assert_same_history(read_jsonl(finished.metrics), original)
+        assert_same_results(finished.read_summary(), summary)
+        json.loads(finished.config.read_text())
+
+    truncate(finished.summary)                          # --force always gets out
+    assert cli.main(run_flags(config, three_runs, "--force")) == 0
+    assert_same_results(finished.read_summary(), summary)
+
+
+def test_missing_epochs_mark_a_run_incomplete_until_rebuilt(finished_tiny_run, tmp_path, capsys):
+    """metrics.jsonl must hold every epoch the summary counts; reports never draw from fewer."""
+    from suite.report.sources import load_local
+
+    config, results, summary = finished_tiny_run
+    results = copy_results(results, tmp_path)
+    run = RunDir(results, summary["run_id"])
+    original = read_jsonl(run.metrics)
+    write_jsonl_rows = original[1:]
+    run.metrics.write_text("".join(json.dumps(row) + "\n" for row in write_jsonl_rows))
+    frame = runs_dataframe(results)
+    assert list(frame["status"]) == ["incomplete"] and "holds 1 of the 2 epochs" in frame["error"][0]
+    assert "left out of reports" in capsys.readouterr().err
+    runset = load_local(results)
+    assert runset.finished.empty and runset.histories == {}
+
+    assert cli.main(run_flags(config, results)) == 0             # rebuilt from the checkpoint
+    assert_same_history(read_jsonl(run.metrics), original)
+    assert list(runs_dataframe(results)["status"]) == ["finished"]
+
+
+# ----------------------------------------------------------------- file-system trouble: one line, exit 2
+
+@pytest.mark.parametrize("where", ["file", "under_file", "proc"])
+def test_an_unusable_results_folder_is_one_line(tiny_config, tmp_path, where, capsys):
+    (tmp_path / "a-file").write_text("")
+    results = {"file": tmp_path / "a-file", "under_file": tmp_path / "a-file" / "results",
+               "proc": Path("/proc/suite-results")}[where]
+    assert cli.main(run_flags(tiny_config, results)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert str(results) in err
+    assert (tmp_path / "a-file").read_text() == ""
+
+
+@pytest.mark.parametrize("errno_name", ["ENOSPC", "EROFS"])
+def test_a_full_or_read_only_disk_is_one_line_and_the_run_resumes(finished_tiny_run, tiny_config, tmp_path,
+                                                                   monkeypatch, capsys, errno_name):
+    import errno
+
+    import suite.records
+    import suite.train
+
+    real = suite.records.save_checkpoint
+
+    def fails_in_epoch_2(path, state):
+        if state["epoch"] == 1:
+            raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)), str(path))
+        real(path, state)
+
+    results = tmp_path / "results"
+    for module in (suite.records, suite.train):
+        monkeypatch.setattr(module, "save_checkpoint", fails_in_epoch_2)
+    assert cli.main(run_flags(tiny_config, results)) == 2
+    err = capsys.readouterr().err
+    run = RunDir(results, tiny_config.resolved().run_id)
+    assert err.startswith("error: ") and err.count("\n") == 1 and f"{run.last}: " in err
+    assert ("disk is full" if errno_name == "ENOSPC" else "read-only") in err
+    assert run.read_summary()["status"] == "failed" and load_checkpoint(run.last_prev)["epoch"] == 0
+    monkeypatch.undo()
+    assert cli.main(run_flags(tiny_config, results)) == 0
+    assert "resuming after epoch 1 of 2" in capsys.readouterr().out
+    assert_same_results(run.read_summary(), finished_tiny_run[2])
+
+
+def test_a_damaged_curve_of_an_unfinished_run_is_left_out_of_the_report(three_runs, capsys):
+    from suite.report.sources import load_local
+
+    failed = next(r for r in iter_run_dirs(three_runs) if r.read_summary()["status"] == "failed")
+    failed.metrics.write_text(failed.metrics.read_text() + "garbage\n")
+    runset = load_local(three_runs)
+    assert len(runset.runs) == 3 and failed.run_id not in runset.histories and len(runset.histories) == 2
+    assert f"{failed.metrics} line 2 is not valid JSON" in capsys.readouterr().err

@@ -51,9 +51,10 @@ def collapse_history(at=4, epochs=EPOCHS):
 
 
 def run_config(method, eps, seed, hparams=None, **setting):
+    """A run's config; ``setting`` overrides any entry (dataset, arch, epochs, test_points, ...)."""
     return {"method": method, "eps": eps, "seed": seed, "epochs": EPOCHS, "hparams": hparams or {},
-            **{**SETTING, **setting}, "pgd_steps": 50, "pgd_restarts": 10, "aa_points": 100, "val_points": 200,
-            "val_pgd_steps": 10, "val_pgd_restarts": 1, "test_points": 500, "train_points": None}
+            "pgd_steps": 50, "pgd_restarts": 10, "aa_points": 100, "val_points": 200, "val_pgd_steps": 10,
+            "val_pgd_restarts": 1, "test_points": 500, "train_points": None, **{**SETTING, **setting}}
 
 
 def record(method, eps, seed, offset, status="finished", history=None, hparams=None, run_id=None, **setting):
@@ -61,8 +62,9 @@ def record(method, eps, seed, offset, status="finished", history=None, hparams=N
     sa, ra, aa = BASE.get((method, eps), (60.0, 30.0, 25.0))
     co = method == "fast_at" and eps == 16.0
     history = history if history is not None else (collapse_history() if co else smooth_history())
-    best = {"sa": sa + offset, "ra_pgd": ra + offset, "ra_aa": aa + offset}
-    last = {"sa": sa + 5 + offset, "ra_pgd": 0.5 if co else ra - 1 + offset, "ra_aa": 0.0 if co else aa - 1 + offset}
+    best = {"sa": sa + offset, "ra_pgd": ra + offset, "ra_aa": aa + offset, "ra_pgd_aa_subset": ra + 1 + offset}
+    last = {"sa": sa + 5 + offset, "ra_pgd": 0.5 if co else ra - 1 + offset, "ra_aa": 0.0 if co else aa - 1 + offset,
+            "ra_pgd_aa_subset": 0.5 if co else ra + offset}
     config = run_config(method, eps, seed, hparams, **setting)
     run_id = run_id or f"{method}-{config['dataset']}-{config['arch']}-eps{eps:g}-s{seed}-{zlib.crc32(str(hparams).encode()):x}"
     protocol = {"test_points": 500, "pgd": "PGD-50-10 (step eps/4)", "autoattack": "AutoAttack on 100 points",
@@ -170,8 +172,21 @@ def test_runs_with_different_hparams_are_separate_cells(tmp_path):
     assert figs.robust_vs_eps(summary) is None             # nor a point of the robustness-vs-eps curves
 
 
-def test_comparison_with_the_paper_has_deltas_and_the_spread_verdict(results):
-    summary = tables.summary_table(load_local(results).runs)
+PAPER_PROTOCOL = {"epochs": 20, "test_points": None, "aa_points": 10000}   # the whole CIFAR-10 test set
+
+
+@pytest.fixture(scope="module")
+def paper_protocol_results(tmp_path_factory):
+    """The four cells of ``results`` with the paper's protocol: 20 epochs, every test point attacked."""
+    root = tmp_path_factory.mktemp("paper") / "results"
+    for (method, eps) in BASE:
+        for seed, offset in zip(SEEDS, OFFSETS):
+            write_run(root, method, eps, seed, offset, **PAPER_PROTOCOL)
+    return root
+
+
+def test_comparison_with_the_paper_has_deltas_and_the_spread_verdict(paper_protocol_results):
+    summary = tables.summary_table(load_local(paper_protocol_results).runs)
     comparison = tables.comparison_table(summary)
     paper = tables.paper_table().set_index(["method", "eps"])
     assert len(comparison) == len(BASE) * 3
@@ -181,7 +196,133 @@ def test_comparison_with_the_paper_has_deltas_and_the_spread_verdict(results):
         p_mean, p_std = paper.loc[(row.method, int(row.eps)), [f"{key}_mean", f"{key}_std"]]
         assert row.ours_mean == pytest.approx(ours) and row.paper_mean == p_mean and row.paper_std == p_std
         assert row.delta == pytest.approx(ours - p_mean)
+        assert row.differs == ""
         assert row.within_spread == (abs(ours - p_mean) <= 2 * max(p_std, 1.0))
+
+
+def test_a_protocol_other_than_the_papers_gets_no_verdict_but_what_differs(results):
+    comparison = tables.comparison_table(tables.summary_table(load_local(results).runs))
+    assert len(comparison) == len(BASE) * 3 and comparison["within_spread"].isna().all()
+    for row in comparison.itertuples():
+        assert "6 epochs (paper: 20)" in row.differs
+        if row.metric == "RA-AA":
+            assert "AutoAttack on 100 test points (paper: all 10000)" in row.differs
+            assert "500 test points" not in row.differs
+        else:
+            assert "500 test points (paper: all 10000)" in row.differs and "AutoAttack" not in row.differs
+
+
+def paper_cell(**changes):
+    """A summary row with the paper's protocol, changed by ``changes``."""
+    return {"dataset": "cifar10", "arch": "preact_resnet18", "n": 10, "epochs": "20", "pgd": "PGD-50-10",
+            "test_points": "all", "aa_points": "10000", **changes}
+
+
+def test_protocol_match_rule():
+    assert tables.protocol_differences(paper_cell()) == {"SA": [], "RA-PGD": [], "RA-AA": []}
+    assert tables.protocol_differences(paper_cell(test_points="10000"))["SA"] == []
+    assert tables.protocol_differences(paper_cell(n=3))["SA"] == []
+    for changes, text in [({"n": 2}, "2 seeds (needs at least 3"), ({"n": 1}, "1 seed (needs at least 3"),
+                          ({"dataset": "cifar100"}, "dataset cifar100 (paper: cifar10)"),
+                          ({"arch": "preact_resnet18_wong"}, "network preact_resnet18_wong (paper: preact_resnet18)"),
+                          ({"epochs": "30"}, "30 epochs (paper: 20)"), ({"epochs": "20 / 30"}, "20 / 30 epochs")]:
+        differences = tables.protocol_differences(paper_cell(**changes))
+        assert all(any(text in d for d in v) for v in differences.values()), (changes, differences)
+    differences = tables.protocol_differences(paper_cell(pgd="PGD-20-1"))
+    assert differences["SA"] == [] and differences["RA-AA"] == [] and differences["RA-PGD"] == [
+        "PGD-20-1 (paper: PGD-50-10)"]
+    differences = tables.protocol_differences(paper_cell(aa_points="1000"))
+    assert differences == {"SA": [], "RA-PGD": [], "RA-AA": ["AutoAttack on 1000 test points (paper: all 10000)"]}
+    assert tables.protocol_differences(paper_cell(aa_points="none"))["RA-AA"] == ["AutoAttack not run"]
+
+
+def test_verdict_in_words():
+    spread = {"SA": True, "RA-PGD": False, "RA-AA": None}
+    assert tables.verdict(tables.protocol_differences(paper_cell()), {**spread, "RA-AA": True}) == \
+        "SA yes, RA-PGD NO, RA-AA yes"
+    assert tables.verdict(tables.protocol_differences(paper_cell(aa_points="1000")), spread) == \
+        "SA yes, RA-PGD NO, RA-AA not compared (AutoAttack on 1000 test points (paper: all 10000))"
+    words = tables.verdict(tables.protocol_differences(paper_cell(n=1, aa_points="none")), spread)
+    assert words == "not compared: 1 seed (needs at least 3, paper: 10); AutoAttack not run"
+
+
+def test_table1_has_the_papers_layout(results):
+    write_dir = results.parent / "extra"
+    for seed, offset in zip(SEEDS, OFFSETS):
+        write_run(write_dir, "standard", 8.0, seed, offset)
+    runs = pd.concat([load_local(results).runs, load_local(write_dir).runs], ignore_index=True)
+    summary = tables.summary_table(runs)
+    layout = tables.table1(summary)
+    assert list(layout["method"]) == [tables.method_label(m) for m in ("standard", "fast_at", "fast_at_ga", "fast_bat")]
+    for eps in (8, 16):
+        assert [c for c in layout.columns if c.startswith(f"ε={eps} ")] == [
+            f"ε={eps} {m} {who}" for m in ("SA", "RA-PGD", "RA-AA", "s/epoch") for who in ("ours", "paper")] + [
+            f"ε={eps} vs paper"]
+    rows = layout.set_index("method")
+    fast_at = rows.loc["Fast-AT"]
+    assert fast_at["ε=8 SA ours"] == "80.00 ± 1.00" and fast_at["ε=8 SA paper"] == "81.72 ± 0.36"
+    assert fast_at["ε=16 RA-AA ours"] == "12.00 ± 1.00" and fast_at["ε=16 RA-AA paper"] == "12.57 ± 0.33"
+    assert fast_at["ε=8 s/epoch ours"] == "10.0 ± 1.0" and fast_at["ε=8 s/epoch paper"] == "42"
+    assert fast_at["ε=8 vs paper"].startswith("not compared: 6 epochs (paper: 20)")
+    assert rows.loc["Standard", "ε=8 SA paper"] == "not in the paper"
+    assert rows.loc["Standard", "ε=8 vs paper"] == "not in the paper"
+    assert rows.loc["Standard", "ε=16 SA ours"] == "—"                   # not run at eps 16
+    assert rows.loc["Fast-AT-GA", "ε=8 SA ours"] == "—" and rows.loc["Fast-AT-GA", "ε=8 vs paper"] == "not run"
+
+
+def test_table1_gives_the_verdict_where_the_protocol_is_the_papers(paper_protocol_results):
+    summary = tables.summary_table(load_local(paper_protocol_results).runs)
+    layout = tables.table1(summary).set_index("method")
+    # fast_bat at eps 8: ours 79/48/45 +- 1 against the paper's 79.43/48.74/44.89: all within 2 x 1.0
+    assert layout.loc["Fast-BAT", "ε=8 vs paper"] == "SA yes, RA-PGD yes, RA-AA yes"
+    # fast_at at eps 8: SA 80 against 81.72 (|1.72| <= 2), RA-AA 42 against 41.97
+    assert layout.loc["Fast-AT", "ε=8 vs paper"] == "SA yes, RA-PGD yes, RA-AA yes"
+
+
+def write_weak_autoattack_runs(results) -> str:
+    """Two runs; in the second, AutoAttack left more points robust than PGD did (early-stopped model)."""
+    write_run(results, "fast_at", 8.0, 0, 0.0)
+    weak = write_run(results, "fast_at", 8.0, 1, 0.0)
+    path = Path(results) / "runs" / weak / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["best"].update(ra_aa=46.0, ra_pgd_aa_subset=45.5)
+    path.write_text(json.dumps(summary))
+    return weak
+
+
+def test_autoattack_weaker_than_pgd_on_the_same_points_is_flagged(tmp_path):
+    weak = write_weak_autoattack_runs(tmp_path)
+    runs = load_local(tmp_path).runs
+    assert tables.aa_weaker_models(runs) == ["", "early-stopped"]
+    assert tables.display_runs(tables.run_table(runs))["AA weaker than PGD"].tolist() == ["", "early-stopped"]
+    assert tables.display_summary(tables.summary_table(runs))["AA weaker than PGD"].tolist() == ["1 run"]
+    equal = runs.assign(ra_aa=runs["ra_pgd_aa_subset"])
+    assert tables.aa_weaker_models(equal) == ["", ""]                  # equal is not weaker
+    report = write_report(results_dir=tmp_path, reports_dir=tmp_path / "reports", name="aa")
+    markdown = report.markdown.read_text()
+    assert "Flagged: AutoAttack weaker than PGD on the same points" in markdown and weak in markdown
+
+
+def test_suite_runs_shows_ra_pgd_on_the_autoattack_points_and_flags_a_weaker_autoattack(tmp_path, capsys):
+    weak = write_weak_autoattack_runs(tmp_path)
+    assert cli_main(["runs", "--results-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split()
+    assert header[header.index("RA-PGD@AA") + 1] == "RA-AA"
+    row = next(line for line in lines if line.startswith(weak)).split()
+    assert row[header.index("RA-PGD@AA")] == "45.50" and row[header.index("RA-AA")] == "46.00"
+    flagged = [line for line in lines if "AutoAttack weaker than PGD" in line]
+    assert flagged == [f"  {weak}: AutoAttack weaker than PGD on the same points (early-stopped)"]
+
+
+def test_ra_pgd_on_the_autoattack_points_stands_beside_ra_aa(results):
+    summary = tables.summary_table(load_local(results).runs)
+    assert list(summary["ra_pgd_aa_subset_mean"]) == pytest.approx([BASE[k][1] + 1 for k in sorted(
+        BASE, key=lambda k: (tables.method_rank(k[0]), k[1]))])
+    shown = tables.display_summary(summary).columns.tolist()
+    early = [c for c in shown if c.endswith("early-stopped")]
+    assert early == ["SA (%), early-stopped", "RA-PGD (%), early-stopped", "RA-PGD on AA points (%), early-stopped",
+                     "RA-AA (%), early-stopped"]
 
 
 def test_within_spread_rule():
@@ -359,7 +500,9 @@ def test_report_of_a_sweep_holds_exactly_its_runs(tmp_path):
     assert report.folder.name == "tiny"
     summary = pd.read_csv(report.tables["summary"])
     assert list(summary["n"]) == [2, 2, 2, 2] and set(summary["seeds"]) == {"0 1"}
-    assert "paper_comparison" not in report.tables                # the paper has no Fashion-MNIST cell
+    comparison = pd.read_csv(report.tables["paper_comparison"])    # beside the paper, but not compared with it
+    assert comparison["within_spread"].isna().all()
+    assert comparison["differs"].str.contains("dataset fashion_mnist (paper: cifar10)", regex=False).all()
 
 
 def test_methods_absent_from_the_paper_are_reported_in_the_palettes_order_and_colours(tmp_path):

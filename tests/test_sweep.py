@@ -85,9 +85,10 @@ def test_sweep_ids_equal_suite_run_ids():
 
 
 @pytest.mark.parametrize("name, count, methods, axis", [
-    ("co_eps", 5 * 8, {"standard", "fast_at", "fast_at_ga", "fast_bat", "pgd"},
+    ("co_eps", 7 * 8, {"standard", "fgsm", "fast_at", "n_fgsm", "fast_at_ga", "fast_bat", "pgd"},
      ("eps", {2.0 * k for k in range(1, 9)})),
-    ("archs", 3 * 4 * 2, {"fast_at", "fast_at_ga", "fast_bat", "pgd"}, ("arch", {"wrn16_8", "resnet18", "resnet50"})),
+    ("archs", 3 * 6 * 2, {"fgsm", "fast_at", "n_fgsm", "fast_at_ga", "fast_bat", "pgd"},
+     ("arch", {"wrn16_8", "resnet18", "resnet50"})),
     ("datasets", 3 * 4 * 2, {"fast_at", "fast_at_ga", "fast_bat", "pgd"},
      ("dataset", {"cifar100", "svhn", "tiny_imagenet"})),
     ("smoke", None, {"standard", "fast_at", "fast_at_ga", "fast_bat", "pgd"}, ("dataset", {"fashion_mnist"})),
@@ -157,6 +158,23 @@ def test_bad_overrides_and_set_flags_are_refused(tmp_path):
         load_spec(good, ["method=pgdd"])
     with pytest.raises(SuiteError, match=r"run \(method=fast_at\): eps must be in"):
         load_spec(good, ["eps=0"])
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("lr=.nan", "lr must be finite, got nan"), ("lr=-1", "lr must be above 0"),
+    ("momentum=1", "momentum must be below 1"), ("seed=-2", "seed must be at least 0"),
+    ("lmbda=[-1]", "fast_bat hyperparameter lmbda must be above 0, got -1"),
+    ("lmbda=[.inf]", "fast_bat hyperparameter lmbda must be finite"),
+])
+def test_numbers_are_checked_by_the_same_rules_in_specs_and_set(tmp_path, setting, message):
+    """The flags' rules (test_run) hold for spec values and --set alike, before anything runs."""
+    key, value = setting.split("=", 1)
+    grid = f"method: [fast_bat]\n{key}: {value if value.startswith('[') else '[' + value + ']'}\n"
+    with pytest.raises(SuiteError, match=re.escape(message)):
+        load_spec(tiny_spec(tmp_path, grid))
+    if not value.startswith("["):
+        with pytest.raises(SuiteError, match=re.escape(message)):
+            load_spec(tiny_spec(tmp_path, "method: [fast_bat]\n", name="ok"), [setting])
 
 
 def test_cli_refuses_a_bad_spec_before_starting(tmp_path):

@@ -241,3 +241,47 @@ def test_redact_hides_passwords():
     assert "hunter2" not in redact(text) and "root:***@10.0.0.1" in redact(text)
     for unchanged in ("postgresql://suite@db/optuna", "sqlite:///results/studies/a.db", "results/a.journal", None):
         assert redact(unchanged) == unchanged
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--n-trials", "-3"], "--n-trials must be at least 1, got -3"),
+    (["--n-trials", "0"], "--n-trials must be at least 1, got 0"),
+    (["--workers", "0"], "--workers must be at least 1, got 0"),
+    (["--set", "n_trials=-2"], "n_trials must be at least 1, got -2"),
+])
+def test_bad_trial_and_worker_counts_are_refused_before_anything_is_written(tmp_path, capsys, flags, message):
+    spec = write_spec(tmp_path)
+    results = tmp_path / "results"
+    assert cli.main(["tune", str(spec), "--results-dir", str(results), "--quiet", "--wandb", "disabled", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not results.exists()
+
+
+def test_show_of_a_missing_study_writes_nothing(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    results = tmp_path / "results"
+    assert cli.main(["tune", str(spec), "--results-dir", str(results), "--show"]) == 2
+    err = capsys.readouterr().err
+    assert "no study 'smoke'" in err and "suite tune" in err and err.count("\n") == 1
+    assert not results.exists()
+
+
+def test_a_password_with_an_at_sign_is_hidden_whole(tmp_path, capsys):
+    url = "postgresql://user:s@cret@db-host:5432/optuna"
+    assert redact(url) == "postgresql://user:***@db-host:5432/optuna"
+    assert cli.main(["tune", str(write_spec(tmp_path)), "--results-dir", str(tmp_path / "results"),
+                     "--storage", url, "--show"]) == 2
+    err = capsys.readouterr().err
+    assert "cret" not in err and "%40" in err and err.count("\n") == 1
+
+
+def test_a_missing_database_driver_names_the_package(tmp_path, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("MySQLdb"):
+        pytest.skip("the MySQL driver is installed")
+    assert cli.main(["tune", str(write_spec(tmp_path)), "--results-dir", str(tmp_path / "results"),
+                     "--storage", "mysql://suite:pw@127.0.0.1:1/optuna", "--show"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install mysqlclient" in err and "pw" not in err and err.count("\n") == 1

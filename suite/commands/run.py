@@ -18,7 +18,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("what to train")
     g.add_argument("--method", help="standard, fgsm, fast_at, n_fgsm, fast_at_ga, pgd or fast_bat (default fast_bat)")
     g.add_argument("--dataset", help="cifar10, cifar100, svhn, tiny_imagenet, fashion_mnist (default fashion_mnist)")
-    g.add_argument("--arch", help="preact_resnet18, wrn16_8, resnet18, resnet50, small_cnn (default small_cnn)")
+    g.add_argument("--arch", help="preact_resnet18, preact_resnet18_wong, wrn16_8, resnet18, resnet50, small_cnn "
+                                  "(default small_cnn)")
+    g.add_argument("--dropout", type=float, help="dropout rate of a network with dropout (wrn16_8: default 0.1)")
     g.add_argument("--eps", type=float, help="training and test budget in /255 (default 8)")
     g.add_argument("--seed", type=int)
     g = parser.add_argument_group("optimisation")

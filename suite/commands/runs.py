@@ -36,8 +36,11 @@ def table(frame) -> str:
     """The runs as an aligned text table: one line per run, test accuracies in %, then the errors.
 
     ``SA``/``RA-PGD``/``RA-AA`` are the early-stopped model's, ``last RA-PGD`` the last epoch's;
-    a dash marks a metric not (yet) measured.
+    ``RA-PGD@AA`` is RA-PGD on AutoAttack's points, beside RA-AA; a dash marks a metric not (yet)
+    measured. Runs where AutoAttack is weaker than PGD on the same points are listed below the table.
     """
+    from ..report.tables import aa_weaker_models
+
     import pandas as pd
 
     frame = frame.sort_values(SORT, kind="stable")
@@ -55,6 +58,7 @@ def table(frame) -> str:
         "epochs": [f"{whole(d)}/{whole(t)}" for d, t in zip(frame["epochs_done"], frame["epochs"])],
         "SA": frame["sa"].map(number),
         "RA-PGD": frame["ra_pgd"].map(number),
+        "RA-PGD@AA": frame["ra_pgd_aa_subset"].map(number),
         "RA-AA": frame["ra_aa"].map(number),
         "last RA-PGD": frame["last_ra_pgd"].map(number),
         "best ep": frame["best_epoch"].map(whole),
@@ -63,6 +67,9 @@ def table(frame) -> str:
     lines = aligned(shown, left=("run", "status", "hyperparameters"))
     counts = frame["status"].value_counts()
     lines.append(f"{len(frame)} runs: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    for run_id, models in zip(frame["run_id"], aa_weaker_models(frame)):
+        if models:
+            lines.append(f"  {run_id}: AutoAttack weaker than PGD on the same points ({models})")
     errors = frame[frame["error"].notna()]
     for run_id, error in zip(errors["run_id"], errors["error"]):
         lines.append(f"  {run_id}: {error}")

@@ -1,7 +1,8 @@
 """Data sets of the suite: registry, loading with a fixed train/validation split.
 
-``load_splits(name, data_dir)`` reads a data set from its official on-disk format
-(downloading it through torchvision when possible) and returns uint8 NCHW tensors
+``load_splits(name, data_dir)`` reads a data set from its official on-disk format through
+torchvision's readers (downloading it when possible; Tiny-ImageNet from the folder that
+``prepare_tiny_imagenet`` makes) and returns uint8 NCHW tensors
 split into train / validation (a fixed fraction of the official training set) / test
 (the official test set). ``DeviceLoader`` turns such tensors into augmented batches.
 """
@@ -15,11 +16,9 @@ import torch
 
 from suite.errors import SuiteError
 
-from .cifar import load_cifar
 from .device_loader import DeviceLoader
-from .idx import load_fashion_mnist
 from .imagefolder import load_tiny_imagenet, prepare_tiny_imagenet
-from .svhn import load_svhn
+from .torchvision_sets import load_cifar, load_fashion_mnist, load_svhn
 
 __all__ = ["DatasetInfo", "Splits", "DATASETS", "load_splits", "DeviceLoader",
            "prepare_tiny_imagenet"]
@@ -75,9 +74,10 @@ def _read(name: str, data_dir: Path, download: bool):
 
 def _check(info: DatasetInfo, x: torch.Tensor, y: torch.Tensor, where: Path, split: str):
     want = (info.in_channels, info.image_size, info.image_size)
-    if tuple(x.shape[1:]) != want:
+    if x.dtype != torch.uint8 or tuple(x.shape[1:]) != want or y.shape != x.shape[:1]:
         raise SuiteError(f"{info.name} {split} images in {where} have shape "
-                         f"{tuple(x.shape[1:])}, expected {want}: the files are corrupt")
+                         f"{tuple(x.shape[1:])} ({x.dtype}, {y.shape[0]} labels), expected {want} "
+                         f"(uint8, one label each): the files are corrupt")
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= info.num_classes):
         raise SuiteError(f"{info.name} {split} labels in {where} lie outside "
                          f"0..{info.num_classes - 1}: the files are corrupt")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable, IO, Iterable
@@ -107,6 +108,15 @@ def load_tiny_imagenet(data_dir: Path, download: bool, size: int = 64):
 
 # ---------------------------------------------------------------- preparation
 
+def _plain(name: str, where: str) -> str:
+    """``name`` if it is a plain file or folder name (no separator, not . or ..), else an error:
+    names taken from an archive become paths, and must not lead out of the output folder."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise SuiteError(f"unsafe name {name!r} in {where}: not a plain file or folder name, "
+                         f"so this is not the official archive; nothing was written")
+    return name
+
+
 def _parse_annotations(text: str, where: str) -> dict[str, str]:
     out = {}
     for n, line in enumerate(text.splitlines(), 1):
@@ -115,7 +125,7 @@ def _parse_annotations(text: str, where: str) -> dict[str, str]:
         parts = line.split("\t")
         if len(parts) < 2:
             raise SuiteError(f"bad line {n} in {where}: expected 'filename<TAB>wnid<TAB>...'")
-        out[parts[0].strip()] = parts[1].strip()
+        out[_plain(parts[0].strip(), where)] = _plain(parts[1].strip(), where)
     if not out:
         raise SuiteError(f"{where} is empty")
     return out
@@ -125,6 +135,8 @@ def _target(rel: list[str], annotations: dict[str, str], where: str) -> tuple[st
     """Where an archive member (path parts below the root) goes, or None to skip it."""
     if not rel or not _is_image(rel[-1]):
         return None
+    for part in rel:
+        _plain(part, f"the archive path {'/'.join(rel)!r}")
     if len(rel) == 4 and rel[0] == "train" and rel[2] == "images":
         return ("train", rel[1], rel[3])
     if len(rel) == 3 and rel[0] == "val" and rel[1] == "images":
@@ -135,19 +147,22 @@ def _target(rel: list[str], annotations: dict[str, str], where: str) -> tuple[st
 
 
 def _build(dest: Path, members: Iterable[tuple[tuple[str, ...], Callable[[], IO[bytes]]]]) -> int:
-    """Write members into a fresh ``dest`` atomically (via a .partial folder)."""
-    tmp = dest.with_name(dest.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    """Write members into a fresh ``dest`` atomically: into a temporary folder beside it,
+    renamed at the end, removed on any failure (no half-built ``dest`` is left)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     count = 0
-    for target, opener in members:
-        out = tmp.joinpath(*target)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with opener() as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        count += 1
-    if count:
-        tmp.rename(dest)
+    try:
+        for target, opener in members:
+            out = tmp.joinpath(*target)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with opener() as src, open(out, "xb") as dst:
+                shutil.copyfileobj(src, dst)
+            count += 1
+        if count:
+            tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
     return count
 
 
@@ -221,6 +236,9 @@ def prepare_tiny_imagenet(archive_or_dir: str | Path, data_dir: str | Path) -> P
             for p, target in moves:  # in place: move the files, drop the emptied folders
                 out = root.joinpath(*target)
                 out.parent.mkdir(parents=True, exist_ok=True)
+                if not out.parent.resolve().is_relative_to(root.resolve()):
+                    raise SuiteError(f"{out.parent} leads out of {root} (a link?): "
+                                     f"extract the official archive again")
                 os.replace(p, out)
             for d in [root / "val" / "images", *(root / "train").glob("*/images")]:
                 if d.is_dir() and not any(d.iterdir()):
@@ -229,7 +247,10 @@ def prepare_tiny_imagenet(archive_or_dir: str | Path, data_dir: str | Path) -> P
             if dest.exists():
                 raise SuiteError(exists_msg)
             data_dir.mkdir(parents=True, exist_ok=True)
-            _build(dest, [(t, lambda p=p: open(p, "rb")) for p, t in moves])
+            try:
+                _build(dest, [(t, lambda p=p: open(p, "rb")) for p, t in moves])
+            except OSError as exc:
+                raise corrupt(Path(exc.filename or src), exc) from exc
     else:
         raise SuiteError(f"{src} does not exist: {_hint(data_dir)}")
 

@@ -46,11 +46,22 @@ def pgd_broken(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, 
 def robust_accuracy(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, batch_size: int = 512,
                     early_exit: bool = True) -> float:
     """PGD robust accuracy in percent over ``x`` (a tensor on the model's device), model in eval mode."""
+    return percent(pgd_robust(model, x, y, eps, steps, restarts, batch_size=batch_size, early_exit=early_exit))
+
+
+def pgd_robust(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, batch_size: int = 512,
+               early_exit: bool = True) -> torch.Tensor:
+    """Per point of ``x``: True where PGD-``steps``-``restarts`` leaves it correctly classified
+    (model in eval mode). :func:`robust_accuracy` is its mean; a subset's robust accuracy is the
+    mean of its slice (the same attack, no new one)."""
     was_training = model.training
     model.eval()
-    broken = 0
-    for i in range(0, len(x), batch_size):
-        broken += int(pgd_broken(model, x[i:i + batch_size], y[i:i + batch_size], eps, steps, restarts,
-                                 early_exit=early_exit).sum())
+    broken = torch.cat([pgd_broken(model, x[i:i + batch_size], y[i:i + batch_size], eps, steps, restarts,
+                                   early_exit=early_exit) for i in range(0, len(x), batch_size)])
     model.train(was_training)
-    return 100.0 * (1 - broken / len(x))
+    return ~broken
+
+
+def percent(robust: torch.Tensor) -> float:
+    """The share of True in a per-point mask, in percent."""
+    return 100.0 * int(robust.sum()) / len(robust)

@@ -5,7 +5,8 @@ A method module provides
 * ``defaults(eps) -> dict``: its hyperparameters (perturbation sizes in /255) for training eps
   given in /255, every one overridable from the command line or a sweep spec (None: derived
   by the method from the others);
-* optionally ``validate(hparams)``: raise SuiteError for values it cannot use;
+* optionally ``validate(hparams)``: raise SuiteError for values it cannot use (every number is
+  already checked to be finite and not negative, and an integer where its default is one);
 * optionally ``compilable(hparams) -> bool``: False where its step cannot run through
   ``torch.compile`` (a double backward); default True;
 * ``step(model, x, y, eps, **hparams) -> (loss, logits)``: accumulate the parameter gradients
@@ -15,6 +16,7 @@ Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` bel
 """
 from types import ModuleType
 
+from ..checks import check_number
 from ..errors import SuiteError
 from . import fast_at, fast_at_ga, fast_bat, fgsm, n_fgsm, pgd, standard
 
@@ -37,7 +39,8 @@ def get_method(name: str) -> ModuleType:
 
 def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dict:
     """The method's defaults at training eps (in /255), updated with the user's overrides."""
-    hparams = dict(get_method(name).defaults(eps))
+    defaults = get_method(name).defaults(eps)
+    hparams = dict(defaults)
     unknown = set(overrides or {}) - set(hparams)
     if unknown:
         known = ", ".join(sorted(hparams)) or "none"
@@ -50,6 +53,10 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
             numeric = isinstance(value, int) and not isinstance(value, bool)
             hparams[key] = float(value) if numeric and (default is None or isinstance(default, float)) else value
     getattr(get_method(name), "validate", lambda hp: None)(hparams)
+    for key, value in hparams.items():   # numbers: finite, not negative, integers where the default is one
+        if value is not None and not isinstance(value, str):
+            check_number(f"{name} hyperparameter {key}", value, minimum=0,
+                         integer=isinstance(defaults[key], int) and not isinstance(defaults[key], bool))
     return hparams
 
 

@@ -2,10 +2,15 @@
 import torch.nn.functional as F
 
 from ..attacks import signed_step, uniform_init
+from ..checks import check_number
 
 
 def defaults(eps: float) -> dict:
     return {"alpha_factor": 1.25}
+
+
+def validate(hparams: dict) -> None:
+    check_number("fast_at hyperparameter alpha_factor", hparams["alpha_factor"], above=0)
 
 
 def step(model, x, y, eps, *, alpha_factor):

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attacks import input_grad, project, uniform_init
+from ..checks import check_number
 from ..errors import SuiteError
 from ..models.layers import second_order
 
@@ -40,6 +41,8 @@ def defaults(eps: float) -> dict:
 
 
 def validate(hparams: dict) -> None:
+    for key in ("lmbda", "ll_step"):
+        check_number(f"fast_bat hyperparameter {key}", hparams[key], above=0)
     if hparams["implicit"] not in IMPLICIT_MODES:
         raise SuiteError(f"fast_bat: implicit must be one of {', '.join(IMPLICIT_MODES)}, got {hparams['implicit']!r}")
 

@@ -5,10 +5,17 @@ Step size: eps/2 for PGD-2 and 2/255 for PGD-10 (the reference's choices); other
 import torch.nn.functional as F
 
 from ..attacks import signed_step, uniform_init
+from ..checks import check_number
 
 
 def defaults(eps: float) -> dict:
     return {"steps": 10, "alpha": None}
+
+
+def validate(hparams: dict) -> None:
+    check_number("pgd hyperparameter steps", hparams["steps"], integer=True, minimum=1)
+    if hparams["alpha"] is not None:
+        check_number("pgd hyperparameter alpha (in 1/255)", hparams["alpha"], above=0)
 
 
 def default_alpha(eps: float, steps: int) -> float:

@@ -1,8 +1,10 @@
 """Network architectures and the normalizing wrapper.
 
-``ARCHS`` maps an architecture name to ``builder(in_channels, num_classes)``,
-which returns an un-normalized network. ``build_model`` wraps one in
-:class:`Normalized`, so the model takes inputs in [0, 1].
+``ARCHS`` maps an architecture name to ``builder(in_channels, num_classes)``, which returns an
+un-normalized network; the builders of the networks with dropout (``DROPOUT``) also take
+``dropout``. ``build_model`` wraps one in :class:`Normalized`, so the model takes inputs in [0, 1].
+``preact_resnet18``, ``wrn16_8``, ``resnet18`` and ``resnet50`` are the Fast-BAT reference
+implementation's networks (tests pin them to ``suite/reference/arch_fixture/``).
 """
 from __future__ import annotations
 
@@ -12,23 +14,47 @@ from torch import nn
 
 from suite.errors import SuiteError
 from suite.models.normalize import Normalized
-from suite.models.preact_resnet import preact_resnet18
+from suite.models.preact_resnet import preact_resnet18, preact_resnet18_wong
 from suite.models.resnet import resnet18, resnet50
 from suite.models.small_cnn import small_cnn
-from suite.models.wide_resnet import wrn16_8
+from suite.models.wide_resnet import DEFAULT_DROPOUT, wrn16_8
 
-ARCHS: dict[str, Callable[[int, int], nn.Module]] = {
+ARCHS: dict[str, Callable[..., nn.Module]] = {
     "preact_resnet18": preact_resnet18,
+    "preact_resnet18_wong": preact_resnet18_wong,
     "wrn16_8": wrn16_8,
     "resnet18": resnet18,
     "resnet50": resnet50,
     "small_cnn": small_cnn,
 }
+# The networks with dropout, and their default rate (the reference's).
+DROPOUT: dict[str, float] = {"wrn16_8": DEFAULT_DROPOUT}
+# Bumped when a network's function changes under its name, so that the run ids of its runs change
+# and records of the old network are never taken for runs of the new one. 2: the reference's
+# networks replaced the suite's first ones (PreActResNet-18's shortcut on the raw input, WRN-16-8
+# with 3 units per group, dropout and the reference's initialisation).
+REVISIONS: dict[str, int] = {"preact_resnet18": 2, "wrn16_8": 2}
+
+
+def resolve_dropout(arch: str, dropout: float | None) -> float | None:
+    """The dropout rate ``arch`` is built with: ``dropout``, its default when None, None for a
+    network without dropout. Raises SuiteError on a rate for such a network or out of [0, 1)."""
+    if arch not in DROPOUT:
+        if dropout is not None:
+            raise SuiteError(f"arch {arch!r} has no dropout; leave dropout unset (networks with dropout: "
+                             f"{', '.join(DROPOUT)})")
+        return None
+    if dropout is None:
+        return DROPOUT[arch]
+    if not 0 <= dropout < 1:
+        raise SuiteError(f"dropout must be in [0, 1), got {dropout:g}")
+    return float(dropout)
 
 
 def build_model(arch: str, in_channels: int, num_classes: int,
-                mean: Sequence[float], std: Sequence[float]) -> nn.Module:
-    """Build ``arch`` for ``in_channels``/``num_classes``, normalizing inside."""
+                mean: Sequence[float], std: Sequence[float], *, dropout: float | None = None) -> nn.Module:
+    """Build ``arch`` for ``in_channels``/``num_classes``, normalizing inside; ``dropout`` None
+    is the network's default (see :func:`resolve_dropout`)."""
     if arch not in ARCHS:
         raise SuiteError(f"unknown arch {arch!r}; choose one of: {', '.join(ARCHS)}")
     mean, std = list(mean), list(std)
@@ -39,7 +65,9 @@ def build_model(arch: str, in_channels: int, num_classes: int,
         )
     if any(s <= 0 for s in std):
         raise SuiteError(f"std values must be positive, got {std}")
-    return Normalized(ARCHS[arch](in_channels, num_classes), mean, std)
+    dropout = resolve_dropout(arch, dropout)
+    extra = {} if dropout is None else {"dropout": dropout}
+    return Normalized(ARCHS[arch](in_channels, num_classes, **extra), mean, std)
 
 
-__all__ = ["ARCHS", "Normalized", "build_model"]
+__all__ = ["ARCHS", "DROPOUT", "REVISIONS", "Normalized", "build_model", "resolve_dropout"]

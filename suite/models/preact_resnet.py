@@ -1,10 +1,15 @@
-"""PreActResNet-18, as used by Fast-BAT and Wong et al. (2020), "Fast is better
-than free" (github.com/locuslab/fast_adversarial), after He et al. (2016),
-"Identity Mappings in Deep Residual Networks".
+"""PreActResNet-18 (He et al. 2016, "Identity Mappings in Deep Residual Networks"), in two forms
+that share their parameter shapes but not their function:
 
-Changes from the source: any number of input channels, adaptive average
-pooling instead of ``avg_pool2d(4)`` (any input size >= 28x28), and no
-in-place ops, so double backward works.
+- ``preact_resnet18``: the Fast-BAT reference implementation's network. Each block's projection
+  shortcut (1x1 conv, no BN) takes the block's raw input ``x``.
+- ``preact_resnet18_wong``: the variant of Wong et al. (2020), "Fast is better than free"
+  (github.com/locuslab/fast_adversarial) and GradAlign, whose shortcut takes the pre-activated
+  input ``relu(bn1(x))``: the network of RobustBench's Fast-AT models, for comparisons with them.
+
+Changes from the sources: any number of input channels, adaptive average pooling instead of
+``avg_pool2d(4)`` (any input size >= 28x28), and no in-place ops, so double backward works.
+Default PyTorch initialisation, as the reference.
 """
 from __future__ import annotations
 
@@ -25,9 +30,10 @@ def make_stage(block, in_planes: int, planes: int, num_blocks: int, stride: int)
 
 
 class PreActBlock(nn.Module):
-    """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 + shortcut."""
+    """Pre-activation basic block: ``conv2(relu(bn2(conv1(relu(bn1(x)))))) + shortcut(x)``."""
 
     expansion = 1
+    shortcut_on_preactivation = False     # the reference: the projection takes the raw input x
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
@@ -42,10 +48,19 @@ class PreActBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if hasattr(self, "shortcut") else x
+        if hasattr(self, "shortcut"):
+            shortcut = self.shortcut(out if self.shortcut_on_preactivation else x)
+        else:
+            shortcut = x
         out = self.conv1(out)
         out = self.conv2(F.relu(self.bn2(out)))
         return out + shortcut
+
+
+class WongPreActBlock(PreActBlock):
+    """Wong et al.'s block: the projection shortcut takes ``relu(bn1(x))``."""
+
+    shortcut_on_preactivation = True
 
 
 class PreActResNet(nn.Module):
@@ -69,4 +84,10 @@ class PreActResNet(nn.Module):
 
 
 def preact_resnet18(in_channels: int = 3, num_classes: int = 10) -> PreActResNet:
+    """The reference implementation's PreActResNet-18 (the paper's network)."""
     return PreActResNet(PreActBlock, [2, 2, 2, 2], in_channels, num_classes)
+
+
+def preact_resnet18_wong(in_channels: int = 3, num_classes: int = 10) -> PreActResNet:
+    """Wong et al.'s PreActResNet-18 (fast_adversarial, GradAlign, RobustBench's Fast-AT models)."""
+    return PreActResNet(WongPreActBlock, [2, 2, 2, 2], in_channels, num_classes)

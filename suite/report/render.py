@@ -28,7 +28,7 @@ FIGURE_TITLES = {
     "lambda_sensitivity": "λ sensitivity (tuning study)",
     "training_cost": "Training cost",
 }
-TABLE_FILES = ("summary.csv", "paper_comparison.csv", "cost.csv", "runs.csv")
+TABLE_FILES = ("summary.csv", "paper_comparison.csv", "table1.csv", "cost.csv", "runs.csv")
 
 
 @dataclass
@@ -57,7 +57,7 @@ def make_figures(runset: RunSet, summary: pd.DataFrame, cost: pd.DataFrame, tria
     return {name: fig for name, fig in made.items() if fig is not None}
 
 
-def _blocks(runset, summary, comparison, cost, run_table, figures, title, selection) -> list[tuple]:
+def _blocks(runset, summary, comparison, table1, cost, run_table, figures, title, selection) -> list[tuple]:
     runs = runset.runs
     blocks = [("h1", title),
               ("p", f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {runset.source}. "
@@ -67,7 +67,11 @@ def _blocks(runset, summary, comparison, cost, run_table, figures, title, select
                                     "(ddof=1), shown as the mean alone for a single seed",
                       "early-stopped / last epoch": "the model of the epoch with the best validation robust accuracy "
                                                     "/ the model after the last epoch",
-                      "catastrophic overfitting": CO_RULE, "within the paper's spread": tables.SPREAD_RULE})]
+                      "catastrophic overfitting": CO_RULE, "compared with the paper": tables.PROTOCOL_RULE,
+                      "within the paper's spread": tables.SPREAD_RULE,
+                      "RA-PGD on AA points": "RA-PGD on the test points AutoAttack attacks (the first aa_points), "
+                                             "from the same PGD attack: RA-AA compares with it, like for like",
+                      "AutoAttack weaker than PGD": tables.AA_WEAKER_RULE})]
     blocks.append(("h2", "Results"))
     if summary.empty:
         blocks.append(("p", "No finished runs are selected."))
@@ -75,13 +79,17 @@ def _blocks(runset, summary, comparison, cost, run_table, figures, title, select
         setting_runs = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch) & (runs["status"] == "finished")]
         blocks += [("h3", f"{dataset}, {arch}"), ("kv", tables.protocol_notes(setting_runs)),
                    ("table", tables.display_summary(cell))]
-    if not comparison.empty:
-        setting = tables.PAPER_SETTING
-        ours = runs[(runs["dataset"] == setting["dataset"]) & (runs["arch"] == setting["arch"])
-                    & (runs["status"] == "finished")]
+    weaker = run_table[[bool(m) for m in tables.aa_weaker_models(run_table)]] if not run_table.empty else run_table
+    if not weaker.empty:
+        blocks += [("h3", "Flagged: AutoAttack weaker than PGD on the same points"), ("p", tables.AA_WEAKER_RULE),
+                   ("table", tables.display_runs(weaker))]
+    if not table1.empty:
         blocks += [("h2", "Beside the paper's Table 1"), ("p", " ".join(paper_notes())),
-                   ("kv", tables.protocol_notes(ours)), ("p", tables.SPREAD_RULE),
-                   ("table", tables.display_comparison(comparison))]
+                   ("p", tables.PROTOCOL_RULE), ("p", tables.SPREAD_RULE)]
+        for (dataset, arch), layout in table1.groupby(["dataset", "arch"], sort=False):
+            ours = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch) & (runs["status"] == "finished")]
+            blocks += [("h3", f"{dataset}, {arch}"), ("kv", tables.protocol_notes(ours)),
+                       ("table", layout.drop(columns=["dataset", "arch"]))]
     if not cost.empty:
         blocks += [("h2", "Training cost"),
                    ("p", "Mean wall-clock seconds of a training epoch (per-epoch validation excluded), measured by each "
@@ -164,10 +172,11 @@ def build_report(runset: RunSet, folder: Path, *, title: str = "Fast-BAT reprodu
         stale.unlink(missing_ok=True)
     summary = tables.summary_table(runset.runs)
     comparison = tables.comparison_table(summary)
+    table1 = tables.table1(summary)
     cost = tables.cost_table(runset.runs)
     run_table = tables.run_table(runset.runs)
     report = Report(folder, folder / "report.md", folder / "report.html")
-    for name, frame in zip(TABLE_FILES, (summary, comparison, cost, run_table)):
+    for name, frame in zip(TABLE_FILES, (summary, comparison, table1, cost, run_table)):
         if not frame.empty:
             frame.to_csv(folder / name, index=False)
             report.tables[name[:-4]] = folder / name
@@ -176,7 +185,7 @@ def build_report(runset: RunSet, folder: Path, *, title: str = "Fast-BAT reprodu
         for ext in ("png", "pdf"):
             fig.savefig(folder / f"{name}.{ext}", dpi=150)
         report.figures[name] = folder / f"{name}.png"
-    blocks = _blocks(runset, summary, comparison, cost, run_table, figures, title, selection)
+    blocks = _blocks(runset, summary, comparison, table1, cost, run_table, figures, title, selection)
     report.markdown.write_text(to_markdown(blocks))
     report.html.write_text(to_html(blocks, folder))
     return report

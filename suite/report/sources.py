@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import SuiteError
-from ..records import RunDir, filter_runs, read_json, read_jsonl, runs_dataframe
+from ..records import RunDir, filter_runs, read_json, read_jsonl, runs_dataframe, warn
 from .co import NOT_JUDGED, co_verdict
 
 
@@ -58,7 +58,11 @@ def load_local(results_dir: Path, run_ids=None, **filters) -> RunSet:
         summary, config = run.read_summary() or {}, read_json(run.config)
         protocols.append(summary.get("protocol") or config.get("protocol") or {})
         betas.append((config.get("config") or {}).get("inject_beta"))
-        rows = read_jsonl(run.metrics)
+        try:
+            rows = read_jsonl(run.metrics) if row.status != "incomplete" else []
+        except SuiteError as err:                # an unfinished run's damaged curve: left out, named
+            warn(f"{err}: its curves are left out of the report")
+            rows = []
         if rows:
             histories[row.run_id] = pd.DataFrame(rows)
     frame["protocol"] = protocols

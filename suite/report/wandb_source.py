@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..config import recorded_arch
 from ..errors import SuiteError
 from ..records import RUN_COLUMNS
-from ..records import filter_runs, model_metrics
+from ..records import PROTOCOL_SETTINGS, filter_runs, model_metrics
 from .sources import RunSet, finalize
 
 
@@ -42,7 +43,8 @@ def wandb_row(run) -> tuple[dict, pd.DataFrame | None]:
     if "method" not in config:
         raise SuiteError(f"W&B run {run.id} has no 'method' in its config; was it logged by this suite?")
     row = {"run_id": config.get("run_id") or run.id, "method": config["method"], "dataset": config.get("dataset"),
-           "arch": config.get("arch"), "eps": config.get("eps"), "seed": config.get("seed"),
+           "arch": recorded_arch(config.get("run_id") or "", config), "eps": config.get("eps"),
+           "seed": config.get("seed"),
            "inject_beta": config.get("inject_beta"),
            "status": _summary_value(summary, "status") or getattr(run, "state", "unknown"),
            "best_epoch": _summary_value(summary, "best_epoch"), "epoch_seconds": _summary_value(summary, "epoch_seconds"),
@@ -52,7 +54,8 @@ def wandb_row(run) -> tuple[dict, pd.DataFrame | None]:
     rows = [r for r in run.scan_history() if r.get("epoch") is not None]
     history = pd.DataFrame(rows).sort_values("epoch").drop_duplicates("epoch", keep="last") if rows else None
     row["epochs_done"] = len(history) if history is not None else None
-    row.update(path=getattr(run, "url", run.id), epochs=config.get("epochs"), protocol=_protocol(config))
+    row.update(path=getattr(run, "url", run.id), epochs=config.get("epochs"), protocol=_protocol(config),
+               **{k: config.get(k) for k in PROTOCOL_SETTINGS})
     return row, history
 
 
