@@ -10,7 +10,7 @@ import scipy.fft
 import torch
 
 from suite import train
-from suite.config import RunConfig, RunOptions
+from suite.config import RunConfig, RunOptions, digest
 from suite.data import DATASETS, Splits
 from suite.data.inject import carriers, inject, zigzag
 from suite.errors import SuiteError
@@ -56,15 +56,12 @@ def test_inject_adds_beta_times_the_class_pattern_and_clips():
 
 def test_inject_beta_is_hashed_only_when_set_and_validated():
     plain = RunConfig(method="fast_at").resolved()
-    fields = {k: v for k, v in plain.to_dict().items() if k != "inject_beta"}
-    import hashlib
-    import json
-    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
-    assert plain.run_id.endswith(digest)                              # old records keep their ids
+    before = {k: v for k, v in plain.to_dict().items() if k != "inject_beta"}    # a record from before the field
+    assert plain.run_id == f"{plain.name}-{digest(before)}"                       # old records keep their ids
     injected = dataclasses.replace(plain, inject_beta=16).resolved()
     assert injected.run_id != plain.run_id
     assert dataclasses.replace(plain, inject_beta=16.0).resolved().run_id == injected.run_id   # 16 and 16.0: one run
-    for bad in (0, -1, 300):
+    for bad in (0, -1, 300, float("nan")):
         with pytest.raises(SuiteError, match="inject_beta"):
             RunConfig(inject_beta=bad).resolved()
 
