@@ -24,7 +24,7 @@ LR_SCHEDULES = ("cyclic", "multistep", "constant")
 # Settings added after the first release: left out of the run-id hash while they are None, so
 # the runs recorded before they existed keep their ids. Every field added from now on goes here,
 # with None as its default meaning "as before".
-HASH_WHEN_SET = frozenset({"dropout"})
+HASH_WHEN_SET = frozenset({"dropout", "inject_beta"})
 
 
 @dataclass
@@ -55,6 +55,8 @@ class RunConfig:
     pgd_steps: int = 50
     pgd_restarts: int = 10
     aa_points: int = 1000             # AutoAttack on the first N test points (0: skip)
+    # data option: add the class-wise pattern beta * v_y (in /255) to every image (suite/data/inject.py)
+    inject_beta: float | None = None
 
     def resolved(self) -> "RunConfig":
         """Validate and fill in the method's defaults; raises SuiteError on bad values."""
@@ -78,6 +80,8 @@ class RunConfig:
                 check_number(f"{name} (omit it for the whole split)", getattr(self, name), integer=True, minimum=1)
         for name in ("co_points", "aa_points"):
             check_number(f"{name} (0: off)", getattr(self, name), integer=True, minimum=0)
+        if self.inject_beta is not None:
+            check_number("inject_beta (in /255; omit it for no injection)", self.inject_beta, above=0, maximum=255)
         check_number("lr", self.lr, above=0)
         check_number("momentum", self.momentum, minimum=0, below=1)
         check_number("weight_decay", self.weight_decay, minimum=0)
@@ -85,7 +89,8 @@ class RunConfig:
         # Floats stay floats (8 and 8.0 are one setting, one run id).
         return dataclasses.replace(self, eps=float(self.eps), lr=float(self.lr), momentum=float(self.momentum),
                                    weight_decay=float(self.weight_decay), hparams=hparams,
-                                   dropout=resolve_dropout(self.arch, self.dropout))
+                                   dropout=resolve_dropout(self.arch, self.dropout),
+                                   inject_beta=None if self.inject_beta is None else float(self.inject_beta))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

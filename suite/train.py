@@ -24,6 +24,7 @@ from .callbacks import Callback, RunPruned
 from .config import RunConfig, RunOptions
 from .cuda_graphs import GraphedIteration, make_sgd, tensor_learning_rates
 from .data import DeviceLoader, load_splits
+from .data.inject import inject
 from .errors import SuiteError
 from .eval import autoattack_accuracy, clean_accuracy, pgd_robust, robust_accuracy
 from .eval.pgd import percent
@@ -76,6 +77,12 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def inject_split(split, beta: float, num_classes: int):
+    """One (images, labels) split with the class-wise pattern of suite/data/inject.py added."""
+    x, y = split
+    return inject(x, y, beta, num_classes), y
+
+
 def _subset(x, y, n, what, flag):
     if n is None:
         return x, y
@@ -101,6 +108,9 @@ class RunData:
         train = _subset(splits.train_x, splits.train_y, config.train_points, "the training split", "--train-points")
         val = _subset(splits.val_x, splits.val_y, config.val_points, "the validation split", "--val-points")
         test = _subset(splits.test_x, splits.test_y, config.test_points, "the test set", "--test-points")
+        if config.inject_beta is not None:
+            train, val, test = (inject_split(split, config.inject_beta, splits.info.num_classes)
+                                for split in (train, val, test))
         if config.aa_points > len(test[0]):
             raise SuiteError(f"--aa-points {config.aa_points} exceeds the {len(test[0])} test points evaluated")
         if config.co_points > len(train[0]):
@@ -263,6 +273,9 @@ class Trainer:
             "validation": f"PGD-{c.val_pgd_steps}-{c.val_pgd_restarts} on {len(d.val_x)} validation points per epoch",
             "co_probe": f"PGD-{c.val_pgd_steps} on {c.co_points} fixed training points" if c.co_points else None,
             "train_points": len(d.train_x),
+            **({"injected_features": f"class-wise DCT pattern, beta {c.inject_beta:g}/255, added to every training, "
+                                     f"validation and test image, clipped to [0, 1] (suite/data/inject.py)"}
+               if c.inject_beta is not None else {}),
             "versions": versions(),
         }
 

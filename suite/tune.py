@@ -537,7 +537,8 @@ def run_study(spec_path, options: RunOptions, *, storage: str | None = None, wor
 
 
 # -- results -------------------------------------------------------------------------------
-COLUMNS = ["trial", "state", "lmbda", "ll_step", "val_robust_acc", "val_clean_acc", "sa", "ra_pgd", "ra_aa",
+COLUMNS = ["trial", "state", "lmbda", "ll_step", "val_robust_acc", "last_reported", "last_reported_epoch",
+           "val_clean_acc", "sa", "ra_pgd", "ra_aa",
            "last_sa", "last_ra_pgd", "best_epoch", "epochs_done", "run_id", "retry_of", "duration_s", "error"]
 
 
@@ -550,6 +551,9 @@ def trials_dataframe(study: optuna.Study):
         attrs = t.user_attrs
         row = {"trial": t.number, "state": t.state.name, **attrs.get("hparams", t.params)}
         row.update({k: attrs[k] for k in COLUMNS if k in attrs})
+        if t.intermediate_values:          # the last per-epoch value reported (a pruned trial's is where it stopped)
+            row["last_reported_epoch"] = max(t.intermediate_values)      # steps are 1-based epochs
+            row["last_reported"] = t.intermediate_values[max(t.intermediate_values)]
         row["retry_of"] = t.system_attrs.get("failed_trial")
         row["duration_s"] = t.duration.total_seconds() if t.duration else None
         rows.append(row)
@@ -561,8 +565,9 @@ def trials_dataframe(study: optuna.Study):
 def export_trials(study: optuna.Study, results_dir: Path = Path("results"), path: Path | None = None):
     """Write the trials table to ``<results>/studies/<name>.csv`` (or ``path``) and return it.
 
-    For pruned trials ``val_robust_acc`` is the best reached before pruning and the test
-    metrics are empty; plotting ``val_robust_acc`` or ``ra_pgd`` against ``lmbda`` gives the
+    For pruned trials ``val_robust_acc`` is the best reached before pruning, ``last_reported``
+    the validation robust accuracy of the last epoch reported (``last_reported_epoch``) and the
+    test metrics are empty; plotting ``val_robust_acc`` or ``ra_pgd`` against ``lmbda`` gives the
     sensitivity curve without Optuna.
     """
     frame = trials_dataframe(study)

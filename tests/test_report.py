@@ -343,45 +343,109 @@ def test_cost_table_ratios(results):
 
 # -- figures ---------------------------------------------------------------------------------
 
-def test_robust_vs_eps_has_a_solid_and_a_dashed_line_per_method(results):
+def test_robust_vs_eps_has_pgd_and_autoattack_lines_early_stopped_and_last(results):
     summary = tables.summary_table(load_local(results).runs)
-    ax = figs.robust_vs_eps(summary).axes[0]
+    fig = figs.robust_vs_eps(summary)
+    ax = fig.axes[0]
     lines = ax.get_lines()
-    assert len(lines) == 4
-    assert [l.get_linestyle() for l in lines] == ["-", "--", "-", "--"]
-    assert {l.get_color() for l in lines[:2]} == {figs.METHOD_COLORS["fast_at"]}
+    # per method: PGD early-stopped (solid), PGD last (dashed), AA early-stopped and AA last (dotted)
+    assert [l.get_linestyle() for l in lines] == ["-", "--", ":", ":"] * 2
+    assert {l.get_color() for l in lines[:4]} == {figs.METHOD_COLORS["fast_at"]}
     assert list(lines[0].get_xdata()) == [8.0, 16.0]
     assert list(lines[0].get_ydata()) == pytest.approx([45.0, 20.0])
     assert list(lines[1].get_ydata()) == pytest.approx([44.0, 0.5])
+    assert list(lines[2].get_ydata()) == pytest.approx([42.0, 12.0])            # RA-AA, early-stopped
+    assert list(lines[3].get_ydata()) == pytest.approx([41.0, 0.0])             # RA-AA, last epoch
     assert "%" in ax.get_ylabel() and "/255" in ax.get_xlabel()
+    assert not ax.get_legend() and fig.legends                                  # the legend is off the data
 
 
-def test_epoch_curves_draw_every_run_at_the_largest_eps_and_mark_co(results):
+def test_robust_vs_eps_draws_no_last_epoch_line_for_standard_training(tmp_path):
+    for method in ("standard", "fast_at"):
+        for eps in (8.0, 16.0):
+            write_run(tmp_path, method, eps, 0, 0.0)
+    lines = figs.robust_vs_eps(tables.summary_table(load_local(tmp_path).runs)).axes[0].get_lines()
+    standard = [l for l in lines if l.get_color() == figs.METHOD_COLORS["standard"]]
+    assert [l.get_linestyle() for l in standard] == ["-", ":"]                  # no dashed last-epoch line
+
+
+def test_epoch_curves_draw_every_method_at_every_eps_with_mean_range_and_co_marks(results):
     runset = load_local(results)
-    robust_ax, clean_ax = figs.epoch_curves(runset.runs, runset.histories).axes[:2]
-    assert len(robust_ax.get_lines()) == 6 and len(clean_ax.get_lines()) == 6    # 2 methods x 3 seeds at eps 16
-    marks = robust_ax.collections[0].get_offsets()
-    assert len(marks) == 3 and all(tuple(m) == (4.0, 1.0) for m in marks)        # the fast_at collapses
+    fig = figs.epoch_curves(runset.runs, runset.histories)
+    axes = fig.axes
+    assert len(axes) == 4                                   # rows eps 8 and 16, columns robust and clean
+    robust16 = axes[2]
+    assert "16/255" in robust16.get_title(loc="left")
+    lines = robust16.get_lines()
+    assert len(lines) == 2                                  # one mean line per method
+    fast_at = next(l for l in lines if l.get_color() == figs.METHOD_COLORS["fast_at"])
+    assert list(fast_at.get_ydata()) == pytest.approx([r["val_robust_acc"] for r in collapse_history()])
+    bands = [c for c in robust16.collections if c.__class__.__name__ == "FillBetweenPolyCollection"]
+    assert len(bands) == 2
+    marks = [c for c in robust16.collections if c.__class__.__name__ == "PathCollection"]
+    assert len(marks) == 3 and all(tuple(m.get_offsets()[0]) == (4.0, 1.0) for m in marks)   # 3 fast_at collapses
+    assert not any(c.__class__.__name__ == "PathCollection" for c in axes[0].collections)     # none at eps 8
 
 
-def test_clean_vs_robust_has_one_point_per_finished_run(results):
-    ax = figs.clean_vs_robust(load_local(results).runs).axes[0]
-    offsets = [c.get_offsets() for c in ax.collections]          # one collection per method x eps
-    assert [len(o) for o in offsets] == [3, 3, 3, 3]
-    assert [c.get_facecolor()[0][:3] for c in ax.collections][2] == pytest.approx(
-        matplotlib.colors.to_rgb(figs.METHOD_COLORS["fast_bat"]))
-    assert sorted(offsets[2][:, 0]) == pytest.approx([78.0, 79.0, 80.0])      # fast_bat's SA at eps 8
+def test_epoch_curves_band_spans_the_seeds(tmp_path):
+    for seed, robust in enumerate((30.0, 40.0, 50.0)):
+        write_run(tmp_path, "fast_bat", 8.0, seed, 0.0, history=smooth_history(robust=robust))
+    runset = load_local(tmp_path)
+    ax = figs.epoch_curves(runset.runs, runset.histories).axes[0]
+    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([40.0 * e / EPOCHS for e in range(1, EPOCHS + 1)])
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(30.0 / EPOCHS) and band[:, 1].max() == pytest.approx(50.0)
 
 
-def test_lambda_sensitivity_plots_completed_trials_on_a_log_axis(tmp_path):
+def test_co_diagnostics_draw_the_three_probes_and_leave_out_standard(tmp_path):
+    def history(collapse):
+        rows = collapse_history() if collapse else smooth_history()
+        return [{**r, "train_pgd_acc": r["val_robust_acc"] + 5, "fgsm_pgd_cos": 0.8 - 0.05 * r["epoch"],
+                 "grad_align_cos": 0.9 - 0.1 * r["epoch"]} for r in rows]
+    write_run(tmp_path, "fast_at", 16.0, 0, 0.0, history=history(True))
+    write_run(tmp_path, "fast_bat", 16.0, 0, 0.0, history=history(False))
+    write_run(tmp_path, "standard", 16.0, 0, 0.0, history=history(True))
+    runset = load_local(tmp_path)
+    fig = figs.co_diagnostics(runset.runs, runset.histories)
+    train_pgd, fgsm_cos, align = fig.axes
+    assert "training" in train_pgd.get_ylabel() and "FGSM" in fgsm_cos.get_ylabel() and "align" in align.get_ylabel()
+    for ax in fig.axes:
+        assert {l.get_color() for l in ax.get_lines()} == {figs.METHOD_COLORS["fast_at"], figs.METHOD_COLORS["fast_bat"]}
+    marks = [c.get_offsets()[0] for c in train_pgd.collections if c.__class__.__name__ == "PathCollection"]
+    assert [tuple(m) for m in marks] == [(4.0, 6.0)]                # fast_at's collapse, at its own value
+    assert tuple(fgsm_cos.collections[-1].get_offsets()[0]) == pytest.approx((4.0, 0.6))
+
+
+def test_co_diagnostics_say_not_logged_for_old_records(results):
+    runset = load_local(results)
+    fig = figs.co_diagnostics(runset.runs, runset.histories)
+    assert all(any(t.get_text() == "not logged" for t in ax.texts) for ax in fig.axes)
+
+
+def test_lambda_sensitivity_shows_pruned_and_failed_trials_at_their_last_value(tmp_path):
     trials = write_trials(tmp_path)
-    ax = figs.lambda_sensitivity(trials).axes[0]
+    trials = pd.concat([trials, pd.DataFrame({"trial": [5, 6], "state": ["FAIL", "FAIL"], "lmbda": [0.01, 3000.0]})])
+    trials["last_reported"] = [None] * 4 + [2.0, None, 7.0]
+    trials["last_reported_epoch"] = [None] * 4 + [3, None, 2]
+    fig = figs.lambda_sensitivity(trials)
+    ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     lines = ax.get_lines()
-    assert len(lines) == 4 and all(len(l.get_xdata()) == 4 for l in lines)        # the pruned trial is left out
+    assert len(lines) == 4 and all(len(l.get_xdata()) == 4 for l in lines)        # complete trials
     assert list(lines[0].get_xdata()) == [0.1, 1.0, 10.0, 100.0] and list(lines[0].get_ydata()) == [30, 35, 40, 33]
-    assert tuple(ax.collections[0].get_offsets()[0]) == (10.0, 40.0)             # the best lambda
-    assert figs.lambda_sensitivity(trials.assign(state="FAIL")) is None
+    best, pruned, failed = ax.collections
+    assert tuple(best.get_offsets()[0]) == (10.0, 40.0)                             # the chosen lambda
+    assert [tuple(p) for p in pruned.get_offsets()] == [(1000.0, 2.0)]              # last reported, not best
+    assert sorted(tuple(p) for p in failed.get_offsets()) == [(0.01, 0.0), (3000.0, 7.0)]
+    assert {t.get_text() for t in ax.texts} == {"ep 3", "ep 2"}
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(label.startswith("pruned (1)") for label in labels) and any(label.startswith("failed (2)") for label in labels)
+    assert not ax.get_legend()                                                      # the legend is off the data
+    fig.canvas.draw()
+    shown = [t for t in ax.get_xticklabels() if t.get_text() and t.get_visible()]
+    boxes = [t.get_window_extent() for t in shown]
+    assert len(boxes) >= 2 and all(not a.overlaps(b) for a, b in zip(boxes, boxes[1:]))   # legible ticks
+    assert figs.lambda_sensitivity(trials.assign(state="RUNNING")) is None
 
 
 def test_training_cost_has_a_bar_per_method(results):
@@ -400,14 +464,15 @@ def test_report_command_writes_markdown_html_figures_and_tables(results, tmp_pat
                      "--method", "fast_at", "fast_bat", "--study", "lam"])
     assert code == 0 and "report.html" in capsys.readouterr().out
     folder = reports / "t"
-    for name in ("robust_vs_eps", "epoch_curves", "clean_vs_robust", "lambda_sensitivity", "training_cost"):
+    for name in ("robust_vs_eps", "epoch_curves", "co_diagnostics", "clean_vs_robust", "lambda_sensitivity",
+                 "training_cost"):
         assert (folder / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (folder / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
     for name in ("summary", "paper_comparison", "cost", "runs"):
         assert not pd.read_csv(folder / f"{name}.csv").empty
     page = (folder / "report.html").read_text()
     sources = re.findall(r'<img[^>]*src="([^"]+)"', page)
-    assert len(sources) == 5
+    assert len(sources) == 6
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"

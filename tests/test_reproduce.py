@@ -25,7 +25,8 @@ RUN_FLAGS = ["--device", "cpu", "--no-download", "--quiet", "--wandb", "disabled
 
 @pytest.fixture
 def sweeps(tmp_path) -> Path:
-    """A tiny smoke preset: one sweep (standard and fast_at at eps 8) and a two-trial λ study."""
+    """A tiny smoke preset: two sweeps (standard and fast_at at eps 8; fast_at on injected data, the
+    CO setting) and a two-trial λ study."""
     folder = tmp_path / "sweeps"
     folder.mkdir()
     (folder / "smoke.yaml").write_text(textwrap.dedent(f"""
@@ -33,6 +34,13 @@ def sweeps(tmp_path) -> Path:
         base: {{{TINY}}}
         grid:
           method: [standard, fast_at]
+          eps: [8]
+        """))
+    (folder / "smoke_co.yaml").write_text(textwrap.dedent(f"""
+        name: smoke_co
+        base: {{inject_beta: 16, {TINY}}}
+        grid:
+          method: [fast_at]
           eps: [8]
         """))
     (folder / "lambda_smoke.yaml").write_text(textwrap.dedent(f"""
@@ -77,11 +85,11 @@ def test_list_shows_runs_trials_epochs_and_cost(sweeps, tmp_path, capsys):
     assert cli_main(args) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("smoke"))
     fields = line.split()
-    expected = 3 * (0.5 + 1.0) + 2 * 3 * epoch_cost_factors()["fast_bat"]    # standard, fast_at, 2 trials
-    assert fields[1:5] == ["2", "0", "2", "3"] and float(fields[5]) == pytest.approx(expected, abs=0.5)
+    expected = 3 * (0.5 + 1.0 + 1.0) + 2 * 3 * epoch_cost_factors()["fast_bat"]   # standard, 2 fast_at, 2 trials
+    assert fields[1:5] == ["3", "0", "2", "3"] and float(fields[5]) == pytest.approx(expected, abs=0.5)
     assert cli_main(args + ["--set", "seeds=[0,1,2]", "--set", "epochs=1", "--study-set", "n_trials=4"]) == 0
     fields = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("smoke")).split()
-    assert fields[1:5] == ["6", "0", "4", "1"]
+    assert fields[1:5] == ["9", "0", "4", "1"]
 
 
 def test_reproduce_runs_sweep_study_and_report_then_resumes(sweeps, tmp_path, capsys):
@@ -92,18 +100,20 @@ def test_reproduce_runs_sweep_study_and_report_then_resumes(sweeps, tmp_path, ca
     out = capsys.readouterr().out
     assert "1 done, 0 skipped, 0 failed" in out and str(reports / "smoke" / "report.html") in out
     configs = [read_json(run.config)["config"] for run in iter_run_dirs(results)]
-    assert sorted(c["method"] for c in configs) == ["fast_at", "fast_bat"]
+    assert sorted(c["method"] for c in configs) == ["fast_at", "fast_at", "fast_bat"]
+    assert sorted(str(c.get("inject_beta")) for c in configs) == ["16.0", "None", "None"]
     assert {c["epochs"] for c in configs} == {1}                    # --set reached the sweep and the study
     trials = pd.read_csv(results / "studies" / "lam_tiny.csv")
     assert list(trials["state"]) == ["COMPLETE"]
     runs = pd.read_csv(reports / "smoke" / "runs.csv")
-    assert list(runs["method"]) == ["fast_at"]                      # the report holds the sweep's runs
+    assert list(runs["method"]) == ["fast_at", "fast_at"]           # the report holds the sweeps' runs
+    assert len(set(runs["dataset"])) == 2                           # the injected data are a setting of their own
     assert (reports / "smoke" / "lambda_sensitivity.png").exists()
     assert cli_main(args) == 0                                      # rerun: nothing is trained again
     out = capsys.readouterr().out
     assert "0 done, 1 skipped" in out and "0 to run" in out
     assert len(pd.read_csv(results / "studies" / "lam_tiny.csv")) == 1
-    assert len(list(iter_run_dirs(results))) == 2
+    assert len(list(iter_run_dirs(results))) == 3
 
 
 def test_no_wait_submits_and_prints_commands_that_run(sweeps, tmp_path, capsys, fake_slurm):

@@ -79,14 +79,21 @@ def test_every_run_records_the_versions_of_its_libraries(tmp_path):
         assert versions["torch"] == torch.__version__ and versions["suite"].startswith(suite.__version__)
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def suite_cli(*args, cwd):
+    """``python -m suite.cli ARGS`` in ``cwd``, importing the suite under test (this checkout's,
+    not whichever one is installed)."""
+    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "suite.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "SUITE_WANDB": "disabled"}, timeout=300)
+                          env={**os.environ, "SUITE_WANDB": "disabled", "PYTHONPATH": path}, timeout=300)
 
 
 @pytest.mark.parametrize("args,message", [
     (["--method", "fast_bta"], "unknown method 'fast_bta'; choose one of: standard, fgsm, fast_at"),
     (["--arch", "vgg"], "unknown arch 'vgg'; choose one of: preact_resnet18"),
+    (["--inject-beta", "0"], "inject_beta (in /255; omit it for no injection) must be above 0"),
     (["--dropout", "0.1"], "arch 'small_cnn' has no dropout"),
     (["--arch", "wrn16_8", "--dropout", "1"], "dropout must be in [0, 1)"),
     (["--dataset", "mnist"], "unknown dataset 'mnist'; choose one of: cifar10"),

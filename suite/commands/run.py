@@ -78,6 +78,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pgd-restarts", type=int, help="final PGD restarts (default 10)")
     g.add_argument("--aa-points", type=int, help="AutoAttack test points (default 1000; 0 skips AutoAttack)")
     g.add_argument("--co-points", type=int, help="training points probed for catastrophic overfitting (default 256)")
+    g.add_argument("--inject-beta", type=float,
+                   help="add the class-wise DCT pattern beta*v_y (in /255) to every training, validation and test "
+                        "image, clipped to [0, 1]: induces catastrophic overfitting (Ortiz-Jimenez et al. 2023)")
 
 
 def add_option_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 
+from .co import NOT_JUDGED
 from .palette import METHOD_COLORS, color, method_label, method_rank  # noqa: F401  (METHOD_COLORS: re-exported)
 
 STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
@@ -59,63 +62,140 @@ def styled(fn):
     return wrapper
 
 
+NOT_JUDGED_NOTE = "no attack in training: not judged for CO"
+
+
+def method_name(method: str) -> str:
+    """The legend's name of a method; methods the CO rule does not judge say so."""
+    return f"{method_label(method)} ({NOT_JUDGED_NOTE})" if method in NOT_JUDGED else method_label(method)
+
+
+def _legend_outside(fig, methods, extra=(), columns: int = 4):
+    """One legend for the whole figure, below the panels (never over the data), in ``columns`` columns."""
+    handles = [Line2D([], [], color=color(m), marker="o", label=method_name(m)) for m in methods] + list(extra)
+    fig.legend(handles=handles, loc="outside lower center", ncol=max(1, min(len(handles), columns)))
+
+
 @styled
 def robust_vs_eps(summary: pd.DataFrame) -> Figure | None:
-    """(1) PGD robust accuracy against training eps, one colour per method: the early-stopped
-    model solid (band: ± std over seeds), the last-epoch model dashed. Catastrophic overfitting
-    shows as a dashed line falling away from its solid one. Cells whose runs differ in their
-    hyperparameters (a tuning study's trials) are left out; the λ figure shows those."""
+    """(1) Robust test accuracy against training eps, one colour per method: PGD of the
+    early-stopped model solid (band: ± std over seeds), of the last-epoch model dashed; AutoAttack
+    (where measured) dotted, early-stopped filled triangles, last epoch hollow. Catastrophic
+    overfitting shows as a dashed line falling away from its solid one. Standard training has no
+    last-epoch line: it is not judged for CO (its robustness early on is incidental). Cells whose
+    runs differ in their hyperparameters (a tuning study's trials) are left out; the λ figure
+    shows those."""
     summary = summary[summary["variant"] == ""].dropna(subset=["ra_pgd_mean"])
     if summary.empty:
         return None
     settings = by_setting(summary)
     fig, axes = _panels(len(settings))
+    any_aa = False
     for ax, ((dataset, arch), cell) in zip(axes, settings):
         for method, line in cell.groupby("method", sort=False):
             line = line.sort_values("eps")
-            ax.plot(line["eps"], line["ra_pgd_mean"], "-o", color=color(method), label=method_label(method))
+            c = color(method)
+            ax.plot(line["eps"], line["ra_pgd_mean"], "-o", color=c, label=method_label(method))
             ax.fill_between(line["eps"], line["ra_pgd_mean"] - line["ra_pgd_std"].fillna(0),
-                            line["ra_pgd_mean"] + line["ra_pgd_std"].fillna(0), color=color(method), alpha=0.15, lw=0)
-            ax.plot(line["eps"], line["last_ra_pgd_mean"], "--s", color=color(method), mfc="none")
-        ax.set(title=f"{dataset}, {arch}", xlabel=EPS_LABEL, ylabel="PGD robust test accuracy (%)")
+                            line["ra_pgd_mean"] + line["ra_pgd_std"].fillna(0), color=c, alpha=0.15, lw=0)
+            judged = method not in NOT_JUDGED
+            if judged:
+                ax.plot(line["eps"], line["last_ra_pgd_mean"], "--s", color=c, mfc="none")
+            for column, style, fill in (("ra_aa_mean", ":^", c), ("last_ra_aa_mean", ":v", "none")):
+                if column in line and line[column].notna().any() and (judged or column == "ra_aa_mean"):
+                    measured = line.dropna(subset=[column])
+                    ax.plot(measured["eps"], measured[column], style, color=c, mfc=fill)
+                    any_aa = True
+        ax.set(title=f"{dataset}, {arch}", xlabel=EPS_LABEL, ylabel="robust test accuracy (%)")
         ax.set_xticks(sorted(set(cell["eps"])))
-        _method_legend(ax, _methods(cell), [Line2D([], [], color="k", ls="-", label="early-stopped"),
-                                            Line2D([], [], color="k", ls="--", mfc="none", marker="s",
-                                                   label="last epoch")])
+    extra = [Line2D([], [], color="k", ls="-", marker="o", label="PGD, early-stopped"),
+             Line2D([], [], color="k", ls="--", mfc="none", marker="s", label="PGD, last epoch")]
+    if any_aa:
+        extra += [Line2D([], [], color="k", ls=":", marker="^", label="AutoAttack, early-stopped"),
+                  Line2D([], [], color="k", ls=":", marker="v", mfc="none", label="AutoAttack, last epoch")]
+    _legend_outside(fig, _methods(summary), extra, columns=2 * min(len(settings), 3))
+    return fig
+
+
+EPOCH_PANELS = {"val_robust_acc": "validation PGD accuracy (%)", "val_clean_acc": "validation clean accuracy (%)"}
+DIAGNOSTIC_PANELS = {"train_pgd_acc": "PGD accuracy, training points (%)",
+                     "fgsm_pgd_cos": "cos(FGSM, PGD perturbation)",
+                     "grad_align_cos": "gradient alignment cos"}
+
+
+def _stacked_histories(cell: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The per-epoch rows of ``cell``'s runs, one frame with the run's method and run id."""
+    frames = [histories[r.run_id].assign(method=r.method, run_id=r.run_id) for r in cell.itertuples()
+              if r.run_id in histories]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _curve_grid(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], panels: dict[str, str],
+                skip=frozenset()) -> Figure | None:
+    """Small multiples: one row per setting x eps, one column per metric of ``panels``; per method
+    the mean over seeds (line) and their range (band); an X at each run's CO epoch on its own
+    value (dotted vertical lines where a panel's metric was not logged that epoch)."""
+    runs = runs[runs["run_id"].isin(list(histories)) & ~runs["method"].isin(list(skip))]
+    if "variant" in runs:
+        runs = runs[runs["variant"] == ""]
+    rows = [(setting, eps, group) for setting, cell in by_setting(runs)
+            for eps, group in cell.groupby("eps", sort=True)]
+    if not rows:
+        return None
+    fig = Figure(figsize=(3.3 * len(panels), 2.5 * len(rows) + 0.6), layout="constrained")
+    axes = fig.subplots(len(rows), len(panels), squeeze=False)
+    collapsed = False
+    for row_axes, ((dataset, arch), eps, group) in zip(axes, rows):
+        stacked = _stacked_histories(group, histories)
+        row_axes[0].set_title(f"{dataset}, {arch}, ε = {eps:g}/255", loc="left")
+        for ax, (column, label) in zip(row_axes, panels.items()):
+            ax.set(xlabel="epoch", ylabel=label)
+            if column not in stacked or stacked[column].isna().all():
+                ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center", color="0.5")
+                continue
+            for method in _methods(group):
+                rows_m = stacked[stacked["method"] == method].dropna(subset=[column])
+                if rows_m.empty:
+                    continue
+                stats = rows_m.groupby("epoch")[column].agg(["mean", "min", "max"]).reset_index()
+                ax.plot(stats["epoch"], stats["mean"], color=color(method), marker="." if len(stats) < 12 else None)
+                ax.fill_between(stats["epoch"], stats["min"], stats["max"], color=color(method), alpha=0.18, lw=0)
+            for run in group.itertuples():
+                if pd.isna(run.co) or not run.co:
+                    continue
+                collapsed = True
+                at = stacked[(stacked["run_id"] == run.run_id) & (stacked["epoch"] == run.co_epoch)][column]
+                if len(at) and not pd.isna(at.iloc[0]):
+                    ax.scatter([run.co_epoch], [float(at.iloc[0])], marker="X", s=60, color=color(run.method),
+                               edgecolors="k", linewidths=0.6, zorder=3)
+                else:
+                    ax.axvline(run.co_epoch, color=color(run.method), ls=":", lw=1)
+    extra = [Patch(color="0.6", alpha=0.35, label="range over seeds (line: mean)")]
+    if collapsed:
+        extra.append(Line2D([], [], color="0.4", marker="X", mec="k", ls="none", label="epoch of CO (per run)"))
+    _legend_outside(fig, _methods(runs), extra, columns=2 * len(panels))
     return fig
 
 
 @styled
 def epoch_curves(runs: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> Figure | None:
-    """(2) Per-epoch validation PGD (left) and clean (right) accuracy of every run at each
-    setting's largest eps, one line per run; an X marks the epoch where a run's CO verdict fires."""
-    runs = runs[runs["run_id"].isin(list(histories))]
-    if runs.empty:
-        return None
-    settings = by_setting(runs)
-    fig, axes = _panels(len(settings), per_panel=2)
-    for i, ((dataset, arch), cell) in enumerate(settings):
-        eps = cell["eps"].max()
-        cell = cell[cell["eps"] == eps]
-        robust_ax, clean_ax = axes[2 * i], axes[2 * i + 1]
-        collapses = []
-        for run in cell.itertuples():
-            history = histories[run.run_id].sort_values("epoch")
-            robust_ax.plot(history["epoch"], history["val_robust_acc"], color=color(run.method), alpha=0.85)
-            clean_ax.plot(history["epoch"], history["val_clean_acc"], color=color(run.method), alpha=0.85)
-            if not pd.isna(run.co) and run.co:
-                at = history[history["epoch"] == run.co_epoch]["val_robust_acc"]
-                collapses.append((run.co_epoch, float(at.iloc[0]) if len(at) else np.nan))
-        extra = []
-        if collapses:
-            x, y = zip(*collapses)
-            robust_ax.scatter(x, y, marker="X", s=70, color="k", zorder=3)
-            extra = [Line2D([], [], color="k", marker="X", ls="none", label="CO epoch")]
-        title = f"{dataset}, {arch}, ε = {eps:g}/255"
-        robust_ax.set(title=title, xlabel="epoch", ylabel="validation PGD robust accuracy (%)")
-        clean_ax.set(title=title, xlabel="epoch", ylabel="validation clean accuracy (%)")
-        _method_legend(robust_ax, _methods(cell), extra)
-    return fig
+    """(2) Per-epoch validation PGD (left) and clean (right) accuracy of every method at every eps
+    (one row per setting and eps): the mean over seeds as a line, their range as a band; an X marks
+    each run's epoch of catastrophic overfitting, where its CO verdict fires. Standard training is
+    drawn but not judged: its robust accuracy fades as it fits the clean data, which is not CO."""
+    return _curve_grid(runs, histories, EPOCH_PANELS)
+
+
+@styled
+def co_diagnostics(runs: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> Figure | None:
+    """(2b) The catastrophic-overfitting diagnostics per epoch, beside the curves above (same rows):
+    PGD accuracy on fixed training points, the cosine between the FGSM and the PGD perturbation of
+    those points, and the gradient-alignment cosine (GradAlign's: input gradients at the point and
+    at a random point of the ε-ball); mean over seeds and their range, an X at each run's epoch of
+    collapse. At CO the training PGD accuracy and both cosines fall with the validation robustness:
+    the single step no longer approximates the inner maximum. Standard training is left out (not
+    judged)."""
+    return _curve_grid(runs, histories, DIAGNOSTIC_PANELS, skip=NOT_JUDGED)
 
 
 @styled
@@ -143,33 +223,62 @@ def clean_vs_robust(runs: pd.DataFrame) -> Figure | None:
 
 LAMBDA_SERIES = {"val_robust_acc": ("validation robust (objective)", "-o"), "val_clean_acc": ("validation clean", "-^"),
                  "ra_pgd": ("test RA-PGD", "--o"), "sa": ("test SA (clean)", "--^")}
+STOPPED_STATES = {"PRUNED": ("pruned", "X", "#d62728"), "FAIL": ("failed", "x", "k")}
+
+
+def _state(value) -> str:
+    return str(value).upper().replace("TRIALSTATE.", "")
 
 
 @styled
 def lambda_sensitivity(trials: pd.DataFrame, method: str = "fast_bat") -> Figure | None:
     """(4) A tuning study's robust (circles) and clean (triangles) accuracy against lambda (log
-    axis), validation solid and test dashed, from its exported complete trials; the star marks
-    the chosen value (best validation robust accuracy, the study's objective)."""
-    if trials is None or "lmbda" not in trials:
+    axis), validation solid and test dashed, from its exported trials; the star marks the chosen
+    value (best validation robust accuracy, the study's objective). Pruned (red X) and failed (black
+    x) trials are drawn at the validation robust accuracy they last reported, labelled with that
+    epoch; a failed trial that reported nothing sits on the λ axis."""
+    if trials is None or "lmbda" not in trials or trials.empty:
         return None
-    done = trials[trials["state"].astype(str).str.upper().isin(["COMPLETE", "TRIALSTATE.COMPLETE"])]
-    done = done.dropna(subset=["lmbda", "val_robust_acc"]).sort_values("lmbda")
-    if done.empty:
+    trials = trials.assign(state=trials["state"].map(_state)).dropna(subset=["lmbda"])
+    done = trials[trials["state"] == "COMPLETE"].dropna(subset=["val_robust_acc"]).sort_values("lmbda")
+    stopped = trials[trials["state"].isin(list(STOPPED_STATES))]
+    if done.empty and stopped.empty:
         return None
-    fig, axes = _panels(1, width=5.0)
-    ax = axes[0]
+    fig = Figure(figsize=(7.0, 3.6), layout="constrained")
+    ax = fig.subplots()
     for column, (label, style) in LAMBDA_SERIES.items():
         if column in done and done[column].notna().any():
             ax.plot(done["lmbda"], done[column], style, color=color(method), label=label, mfc="none")
-    best = done.loc[done["val_robust_acc"].idxmax()]
-    ax.scatter([best["lmbda"]], [best["val_robust_acc"]], marker="*", s=220, color="gold", edgecolors="k", zorder=3,
-               label=f"chosen λ = {best['lmbda']:.3g}")
+    if not done.empty:
+        best = done.loc[done["val_robust_acc"].idxmax()]
+        ax.scatter([best["lmbda"]], [best["val_robust_acc"]], marker="*", s=220, color="gold", edgecolors="k",
+                   zorder=3, label=f"chosen λ = {best['lmbda']:.3g}")
+    has_last = "last_reported" in stopped
+    for state, (name, marker, mark_color) in STOPPED_STATES.items():
+        group = stopped[stopped["state"] == state]
+        if group.empty:
+            continue
+        values = group["last_reported"] if has_last else group["val_robust_acc"]
+        shown = values.fillna(0.0).astype(float)
+        what = "last reported validation robust" if has_last else "best validation robust before stopping"
+        what += ", 0 if none" if group[values.name].isna().any() else ""
+        ax.scatter(group["lmbda"], shown, marker=marker, s=60, color=mark_color, zorder=3,
+                   label=f"{name} ({len(group)}): {what}")
+        epochs = group["last_reported_epoch"] if "last_reported_epoch" in group else pd.Series(index=group.index)
+        for lam, value, epoch in zip(group["lmbda"], shown, epochs):
+            if not pd.isna(epoch):
+                ax.annotate(f"ep {int(epoch)}", (lam, value), textcoords="offset points", xytext=(5, -10),
+                            fontsize=7, color=mark_color)
     ax.set_xscale("log")
-    searched = [c for c in ("ll_step",) if c in done and done[c].nunique() > 1]
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_major_formatter(LogFormatterSciNotation(base=10))
+    ax.xaxis.set_minor_formatter(NullFormatter())      # labelled decades only: no overlapping minor labels
+    searched = [c for c in ("ll_step",) if c in trials and trials[c].nunique() > 1]
     note = f" ({', '.join(searched)} also searched)" if searched else ""
-    ax.set(title=f"{method_label(method)}: λ sensitivity, {len(done)} trials{note}", xlabel="λ (log scale)",
-           ylabel="accuracy (%)")
-    ax.legend(loc="best")
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in trials["state"].value_counts().items())
+    ax.set(title=f"{method_label(method)}: λ sensitivity, {len(trials)} trials ({counts}){note}",
+           xlabel="λ (log scale)", ylabel="accuracy (%)")
+    fig.legend(loc="outside right upper")
     return fig
 
 

@@ -23,7 +23,8 @@ from .sources import RunSet
 
 FIGURE_TITLES = {
     "robust_vs_eps": "Robust accuracy against training ε (catastrophic overfitting)",
-    "epoch_curves": "Per-epoch validation accuracy at the largest ε",
+    "epoch_curves": "Per-epoch validation accuracy, every method at every ε",
+    "co_diagnostics": "Catastrophic-overfitting diagnostics per epoch",
     "clean_vs_robust": "Clean against robust accuracy",
     "lambda_sensitivity": "λ sensitivity (tuning study)",
     "training_cost": "Training cost",
@@ -50,6 +51,7 @@ def make_figures(runset: RunSet, summary: pd.DataFrame, cost: pd.DataFrame, tria
     """Every figure that has data, by name."""
     made = {"robust_vs_eps": figs.robust_vs_eps(summary),
             "epoch_curves": figs.epoch_curves(runset.runs, runset.histories),
+            "co_diagnostics": figs.co_diagnostics(runset.runs, runset.histories),
             "clean_vs_robust": figs.clean_vs_robust(runset.runs),
             "lambda_sensitivity": figs.lambda_sensitivity(trials) if trials is not None else None,
             "training_cost": figs.training_cost(cost)}

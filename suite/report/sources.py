@@ -29,9 +29,17 @@ class RunSet:
         return self.runs[self.runs["status"] == "finished"]
 
 
+def data_label(dataset: str, inject_beta) -> str:
+    """The data set as a report names it: with ``--inject-beta`` the data differ, so the injected
+    runs form a setting of their own (their own table, their own figure panels)."""
+    return dataset if inject_beta is None or pd.isna(inject_beta) else f"{dataset} + β {inject_beta:g}/255 injected"
+
+
 def finalize(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], source: str) -> RunSet:
     """Add the CO verdict columns and order the rows; shared by every source."""
     runs = runs.copy()
+    if "inject_beta" in runs:
+        runs["dataset"] = [data_label(d, b) for d, b in zip(runs["dataset"], runs["inject_beta"])]
     verdicts = [co_verdict(histories[r].to_dict("records")) if r in histories and m not in NOT_JUDGED
                 else co_verdict([]) for r, m in zip(runs["run_id"], runs["method"])]
     runs["co"] = pd.array([v.flagged for v in verdicts], dtype="boolean")
@@ -44,11 +52,12 @@ def finalize(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], source: str
 def load_local(results_dir: Path, run_ids=None, **filters) -> RunSet:
     """The local run records under ``<results_dir>/runs/`` selected by run id and filters."""
     frame = filter_runs(runs_dataframe(results_dir), run_ids, **filters)
-    protocols, histories = [], {}
+    protocols, betas, histories = [], [], {}
     for row in frame.itertuples():
         run = RunDir(results_dir, row.run_id)
-        summary = run.read_summary() or {}
-        protocols.append(summary.get("protocol") or read_json(run.config).get("protocol") or {})
+        summary, config = run.read_summary() or {}, read_json(run.config)
+        protocols.append(summary.get("protocol") or config.get("protocol") or {})
+        betas.append((config.get("config") or {}).get("inject_beta"))
         try:
             rows = read_jsonl(run.metrics) if row.status != "incomplete" else []
         except SuiteError as err:                # an unfinished run's damaged curve: left out, named
@@ -57,6 +66,7 @@ def load_local(results_dir: Path, run_ids=None, **filters) -> RunSet:
         if rows:
             histories[row.run_id] = pd.DataFrame(rows)
     frame["protocol"] = protocols
+    frame["inject_beta"] = pd.array(betas, dtype="Float64") if betas else pd.array([], dtype="Float64")
     return finalize(frame, histories, f"local run records under {Path(results_dir) / 'runs'}")
 
 

@@ -45,6 +45,7 @@ def wandb_row(run) -> tuple[dict, pd.DataFrame | None]:
     row = {"run_id": config.get("run_id") or run.id, "method": config["method"], "dataset": config.get("dataset"),
            "arch": recorded_arch(config.get("run_id") or "", config), "eps": config.get("eps"),
            "seed": config.get("seed"),
+           "inject_beta": config.get("inject_beta"),
            "status": _summary_value(summary, "status") or getattr(run, "state", "unknown"),
            "best_epoch": _summary_value(summary, "best_epoch"), "epoch_seconds": _summary_value(summary, "epoch_seconds"),
            "error": _summary_value(summary, "error"), "wandb_id": run.id}
