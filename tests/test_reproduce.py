@@ -138,7 +138,7 @@ def test_no_wait_submits_and_prints_commands_that_run(sweeps, tmp_path, capsys, 
     assert (tune.spec, tune.set) == (sweeps / "lambda_smoke.yaml", ["epochs=1"])
     args = build_parser().parse_args(report[1:])
     assert (args.sweep, args.overrides, args.study, args.name, args.results_dir) == (
-        [sweeps / "smoke.yaml"], ["epochs=1"], "lam_tiny", "smoke", results)
+        [sweeps / "smoke.yaml", sweeps / "smoke_co.yaml"], ["epochs=1"], "lam_tiny", "smoke", results)
 
     assert cli_main(["reproduce", "smoke", "--sweeps-dir", str(sweeps), "--no-wait", *RUN_FLAGS]) == 2
     assert "--no-wait needs --executor slurm" in capsys.readouterr().err
