@@ -479,7 +479,8 @@ def run_sweep(spec: SweepSpec, options: RunOptions, *, executor: str = "local", 
     folder = sweep_dir(options, spec.name) / "submitit"
     if executor == "local":
         gpus = [] if options.device == "cpu" else visible_gpus()
-        workers = workers or max(1, len(gpus) * (runs_per_gpu or default_runs_per_gpu(bool(gpus), options.cuda_graphs)))
+        per_gpu = runs_per_gpu or default_runs_per_gpu(bool(gpus), options.cuda_graphs)
+        workers = workers or max(1, len(gpus) * per_gpu)
         threads = None if gpus else max(1, (os.cpu_count() or 1) // workers)
         pool = submitit.LocalExecutor(folder=folder)
         pool.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
