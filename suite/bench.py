@@ -39,7 +39,7 @@ from .attacks import uniform_init
 from .data import DATASETS, DeviceLoader, load_splits
 from .errors import SuiteError
 from .eval import clean_accuracy, robust_accuracy
-from .methods import METHODS, compilable, fast_bat, get_method, resolve_hparams
+from .methods import METHODS, fast_bat, get_method, resolve_hparams
 from .methods import precision as method_precision
 from .models import ARCHS, build_model
 from .precision import tf32
@@ -90,7 +90,6 @@ class Settings:
     precision_batch: int | None = None
     seed: int = 0
     threads: int | None = None            # CPU: torch's intra-op threads (None: torch's default)
-    compile: bool = False                 # methods: also time torch.compile'd steps where they compile
 
 
 # Defaults by device, and the much smaller sizes of --quick (for the test suite).
@@ -236,23 +235,19 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
     y = torch.randint(0, info.num_classes, (s.batch_size,), device=device)
     eps = s.eps / 255
 
-    def iteration(step, net=model, precision="bf16", **hparams):
+    def iteration(step, precision="bf16", **hparams):
         def run():
             optimizer.zero_grad(set_to_none=True)
             with training_autocast(device, precision=precision), tf32(precision != "fp32"):
-                step(net, x, y, eps, **hparams)
+                step(model, x, y, eps, **hparams)
             optimizer.step()
         return run
 
-    fns, compiled = {}, []
+    fns = {}
     variants = METHOD_VARIANTS if with_methods else [v for v in METHOD_VARIANTS if v[0] in ("fast_bat", "fast_at_ga")]
-    net = torch.compile(model) if s.compile and with_methods else None
     for name, method, overrides in variants:
         hparams = resolve_hparams(method, s.eps, overrides)
         fns[name] = iteration(get_method(method).step, precision=method_precision(method), **hparams)
-        if net is not None and compilable(method, hparams):      # compiled in the warm-up rounds
-            fns[f"{name}+compile"] = iteration(get_method(method).step, net=net, **hparams)
-            compiled.append(name)
     if with_reference:
         bat, ga = resolve_hparams("fast_bat", s.eps), resolve_hparams("fast_at_ga", s.eps)
         fns["fast_bat_reference"] = iteration(fast_bat_reference, lmbda=bat["lmbda"], ll_step=bat["ll_step"])
@@ -271,10 +266,6 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
             "memory_measure": "cuda max_memory_allocated" if device.type == "cuda" else "rise of peak RSS",
             **fd_error(s),
         }
-        if compiled:
-            out["compiled"] = {"seconds": {n: med[f"{n}+compile"] for n in compiled},
-                               "speedup": {n: med[n] / med[f"{n}+compile"] for n in compiled},
-                               "not_compilable": [v[0] for v in METHOD_VARIANTS if v[0] not in compiled]}
     if with_reference:
         out["reference"] = {
             "seconds": {n: med[n] for n in ("fast_bat", "fast_bat_reference", "fast_at_ga", "fast_at_ga_reference")},
@@ -542,12 +533,6 @@ def format_report(r: dict) -> str:
                      f"{m['fd_rel_error_float64']:.2e} (float64); of the whole gradient: "
                      f"{m['fd_rel_error_total']:.2e} (float32), {m['fd_rel_error_total_float64']:.2e} (float64); "
                      f"the exact correction is {m['correction_share']:.1e} of the whole gradient's norm")
-    if "compiled" in r:
-        c = r["compiled"]
-        lines += ["", f"{'torch.compile':<22}{'ms':>10}{'speedup':>12}  (eager ms / compiled ms; not compilable: "
-                      f"{', '.join(c['not_compilable'])})"]
-        for n, t in c["seconds"].items():
-            lines.append(f"{n:<22}{1e3 * t:10.1f}{c['speedup'][n]:12.2f}")
     if "reference" in r:
         ref = r["reference"]
         lines += ["", f"{'suite vs reference':<22}{'suite ms':>10}{'reference ms':>14}{'saving (ref/suite)':>20}"]

@@ -151,8 +151,7 @@ class RunOptions:
     download: bool = True
     force: bool = False               # retrain a finished run from scratch
     progress: bool = True
-    compile: bool = False             # torch.compile the model (first-order steps and evaluation)
-    cuda_graphs: bool = False         # replay each training iteration from a CUDA graph (CUDA only)
+    cuda_graphs: bool = True          # replay each training iteration from a CUDA graph (ignored off CUDA)
     wandb: str = field(default_factory=lambda: os.environ.get("SUITE_WANDB", "offline"))  # offline | online | disabled
     wandb_project: str | None = None  # None: $WANDB_PROJECT, else fast-bat-suite
     wandb_entity: str | None = None   # None: $WANDB_ENTITY, else the account's default

@@ -7,8 +7,7 @@ algorithms, a changing learning rate, a few iterations: the same parameters with
 tolerance), and that graph replays draw new random numbers. Then it prints one table: each
 method's eager and graphed iteration time and their ratio to Fast-AT, the reference
 transcriptions, peak memory, the throughput of K = 1, 2, 4, 8 training processes sharing the GPU,
-torch.compile's status and speed-up, the precision cosines, and the evaluation and data-pipeline
-ratios of ``suite bench``.
+the precision cosines, and the evaluation and data-pipeline ratios of ``suite bench``.
 """
 from __future__ import annotations
 
@@ -203,35 +202,6 @@ def runs_per_gpu_throughput(graphs: bool, iters: int = THROUGHPUT_ITERS) -> dict
     return {"iters_per_s": rates, "over_one": {k: r / rates[1] for k, r in rates.items()}}
 
 
-def compile_status(reps: int = 10) -> dict:
-    """torch.compile on a Fast-AT step: graph breaks, graphs compiled, speed-up over eager."""
-    from torch._dynamo.utils import counters
-
-    device = torch.device("cuda")
-    x, y = _batch(BATCH, device)
-    torch._dynamo.reset()
-    counters.clear()
-    model, optimizer, _ = _trainable("fast_at", {}, device, lr=0.0)
-    net = torch.compile(model)
-    hparams = resolve_hparams("fast_at", EPS)
-
-    def step(on):
-        def run():
-            optimizer.zero_grad(set_to_none=True)
-            with training_autocast(device):
-                get_method("fast_at").step(on, x, y, EPS / 255, **hparams)
-            optimizer.step()
-        return run
-    start = time.perf_counter()
-    step(net)()
-    step(net)()
-    torch.cuda.synchronize()
-    compile_s = time.perf_counter() - start
-    med = medians(interleaved({"eager": step(model), "compiled": step(net)}, reps, 2, device))
-    return {"graph_breaks": sum(counters["graph_break"].values()), "graphs": counters["stats"]["unique_graphs"],
-            "compile_s": compile_s, "speedup": med["eager"] / med["compiled"]}
-
-
 # -- the check ------------------------------------------------------------------------------
 
 def run_gpu_check(data_dir="data", seed: int = 0) -> dict:
@@ -244,7 +214,6 @@ def run_gpu_check(data_dir="data", seed: int = 0) -> dict:
     out["random_replays_differ"] = replays_draw_new_random_numbers()
     out["iterations"] = iteration_times(reps=10, warmup=2)
     out["runs_per_gpu"] = {"eager": runs_per_gpu_throughput(False), "graphs": runs_per_gpu_throughput(True)}
-    out["compile"] = compile_status()
     info = DATASETS[DATASET]
     model = build_model(ARCH, info.in_channels, info.num_classes, info.mean, info.std).cuda()
     x, y = _batch(64, torch.device("cuda"), seed)
@@ -284,9 +253,6 @@ def format_gpu_check(r: dict) -> str:
     for mode, t in r["runs_per_gpu"].items():
         lines.append(f"runs per GPU ({mode}), Fast-AT iterations/s relative to one process: "
                      + ", ".join(f"K={k}: {v:.2f}" for k, v in t["over_one"].items()))
-    c = r["compile"]
-    lines.append(f"torch.compile (Fast-AT step): {c['graph_breaks']} graph breaks, {c['graphs']} graphs, "
-                 f"compiled in {c['compile_s']:.0f} s, {c['speedup']:.2f}x eager speed")
     lines.append("gradient cosine to float64 (PreActResNet-18, batch 64, init): "
                  + "; ".join(f"{m} " + ", ".join(f"{k} {v:.4f}" for k, v in row.items())
                              for m, row in r["precision"].items()))

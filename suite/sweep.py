@@ -416,10 +416,11 @@ def train_cells(configs: list[RunConfig], options: RunOptions, sweep: str, threa
     return results
 
 
-def default_runs_per_gpu(on_gpu: bool) -> int:
-    """Runs sharing one GPU: a training iteration is host-bound, and on an H200 four processes
-    reached 3.8x the iterations per second of one (``suite bench --gpu-check`` measures K = 1..8)."""
-    return 4 if on_gpu else 1
+def default_runs_per_gpu(on_gpu: bool, cuda_graphs: bool) -> int:
+    """Runs sharing one GPU. An eager iteration is host-bound: on an H200 four processes reached 3.8x
+    the iterations per second of one. A graphed iteration already keeps the GPU busy: K = 2, 4, 8
+    graphed Fast-AT processes summed to 0.94x of one (``suite bench --gpu-check`` measures K = 1..8)."""
+    return 1 if not on_gpu or cuda_graphs else 4
 
 
 def visible_gpus() -> list[int]:
@@ -478,7 +479,8 @@ def run_sweep(spec: SweepSpec, options: RunOptions, *, executor: str = "local", 
     folder = sweep_dir(options, spec.name) / "submitit"
     if executor == "local":
         gpus = [] if options.device == "cpu" else visible_gpus()
-        workers = workers or max(1, len(gpus) * (runs_per_gpu or default_runs_per_gpu(bool(gpus))))
+        per_gpu = runs_per_gpu or default_runs_per_gpu(bool(gpus), options.cuda_graphs)
+        workers = workers or max(1, len(gpus) * per_gpu)
         threads = None if gpus else max(1, (os.cpu_count() or 1) // workers)
         pool = submitit.LocalExecutor(folder=folder)
         pool.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
@@ -495,7 +497,8 @@ def run_sweep(spec: SweepSpec, options: RunOptions, *, executor: str = "local", 
             first = str(err).splitlines()[0]
             raise SuiteError(f"bad Slurm parameter: {first} (see submitit's SlurmExecutor)") from None
         threads = params.get("cpus_per_task")
-        k = runs_per_gpu or default_runs_per_gpu(bool(params.get("gpus_per_node")) and options.device != "cpu")
+        k = runs_per_gpu or default_runs_per_gpu(bool(params.get("gpus_per_node")) and options.device != "cpu",
+                                                 options.cuda_graphs)
         cells = [todo[i:i + k] for i in range(0, len(todo), k)]
         n = len(cells)
         jobs = array.map_array(train_cells, cells, [options] * n, [spec.name] * n, [threads] * n)

@@ -29,7 +29,7 @@ from .errors import SuiteError
 from .eval import autoattack_accuracy, clean_accuracy, pgd_robust, robust_accuracy
 from .eval.pgd import percent
 from .eval.diagnostics import co_diagnostics
-from .methods import compilable, get_method
+from .methods import get_method
 from .methods import precision as method_precision
 from .models import build_model
 from .records import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl, write_summary
@@ -140,9 +140,9 @@ def training_autocast(device: torch.device, cache_enabled: bool = True, precisio
 
 
 def use_cuda_graphs(options: RunOptions, device: torch.device) -> bool:
-    """Whole-iteration CUDA graphs: opt-in (``--cuda-graphs``) on CUDA until ``suite bench --gpu-check``
-    has passed on a real GPU; never with ``--compile`` or off CUDA."""
-    return bool(options.cuda_graphs) and device.type == "cuda" and not options.compile
+    """Whole-iteration CUDA graphs: the default on CUDA (the GPU check's parity and speed passed on an
+    H200; ``--no-cuda-graphs`` trains eagerly); never off CUDA."""
+    return bool(options.cuda_graphs) and device.type == "cuda"
 
 
 def sync(device: torch.device) -> None:
@@ -179,12 +179,6 @@ class Trainer:
             tf32 = self.precision != "fp32"
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
         self.model = device_layout(self.model, device)
-        # What runs the forward passes: compiled, it shares self.model's parameters and state dict.
-        self.net = torch.compile(self.model) if options.compile else self.model
-        self.step_net = self.net if compilable(config.method, config.hparams) else self.model
-        if options.compile and self.step_net is self.model:
-            print(f"{run.run_id}: {config.method} trains uncompiled (torch.compile has no double backward); "
-                  "evaluation is compiled", flush=True)
         self.graphs = use_cuda_graphs(options, device)
         self.optimizer = make_sgd(self.model.parameters(), lr=config.lr, momentum=config.momentum,
                                   weight_decay=config.weight_decay, device=device, tensor_lr=self.graphs)
@@ -216,7 +210,7 @@ class Trainer:
         write_jsonl(run.metrics, history)
         record = {**self.identity(), "status": "running", "error": None, "wandb_id": previous.get("wandb_id"),
                   "started": previous.get("started") or now(), "device": str(self.device),
-                  "compiled": self.options.compile, "cuda_graphs": self.graphs,
+                  "cuda_graphs": self.graphs,
                   "epochs_done": len(history), "protocol": self.protocol()}
         try:
             for callback in callbacks:
@@ -287,7 +281,7 @@ class Trainer:
         loader = DeviceLoader(self.data.train_x, self.data.train_y, config.batch_size, shuffle=True,
                               crop_padding=info.crop_padding, flip=info.flip, device=self.device,
                               generator=torch.Generator().manual_seed(epoch_seed))
-        self.net.train()
+        self.model.train()
         # Running totals stay on the device: reading them every iteration would sync CUDA each step.
         total_loss = torch.zeros((), device=self.device)
         total_correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -319,19 +313,19 @@ class Trainer:
     def iteration(self, x, y):
         """One training iteration from cleared gradients: the method's step, then the optimizer's."""
         with training_autocast(self.device, cache_enabled=not self.graphs, precision=self.precision):
-            loss, logits = self.method.step(self.step_net, x, y, self.eps, **self.config.hparams)
+            loss, logits = self.method.step(self.model, x, y, self.eps, **self.config.hparams)
         self.optimizer.step()
         return loss, logits
 
     def validate(self) -> dict:
         c, d = self.config, self.data
         with self.eval_rng():
-            row = {"val_clean_acc": clean_accuracy(self.net, d.val_x, d.val_y, batch_size=self.eval_batch),
-                   "val_robust_acc": robust_accuracy(self.net, d.val_x, d.val_y, self.eps, c.val_pgd_steps,
+            row = {"val_clean_acc": clean_accuracy(self.model, d.val_x, d.val_y, batch_size=self.eval_batch),
+                   "val_robust_acc": robust_accuracy(self.model, d.val_x, d.val_y, self.eps, c.val_pgd_steps,
                                                      c.val_pgd_restarts, batch_size=self.eval_batch)}
             if c.co_points:
                 x = d.train_x[:c.co_points].float().div(255)
-                row.update(co_diagnostics(self.net, x, d.train_y[:c.co_points], self.eps, c.val_pgd_steps))
+                row.update(co_diagnostics(self.model, x, d.train_y[:c.co_points], self.eps, c.val_pgd_steps))
         return row
 
     def report_epoch(self, row: dict) -> None:
@@ -368,13 +362,13 @@ class Trainer:
         self.say(f"evaluating {self.evaluating}: clean and PGD-{c.pgd_steps}-{c.pgd_restarts} on {len(d.test_x)} "
                  "test points ...")
         with self.eval_rng():
-            robust = pgd_robust(self.net, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
+            robust = pgd_robust(self.model, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
                                 batch_size=self.eval_batch)
-            result = {"sa": clean_accuracy(self.net, d.test_x, d.test_y, batch_size=self.eval_batch),
+            result = {"sa": clean_accuracy(self.model, d.test_x, d.test_y, batch_size=self.eval_batch),
                       "ra_pgd": percent(robust), "ra_aa": None, "ra_pgd_aa_subset": None}
             if c.aa_points:
                 self.say(f"evaluating {self.evaluating}: AutoAttack on {c.aa_points} test points ...")
-                result["ra_aa"] = autoattack_accuracy(self.net, d.test_x[:c.aa_points], d.test_y[:c.aa_points],
+                result["ra_aa"] = autoattack_accuracy(self.model, d.test_x[:c.aa_points], d.test_y[:c.aa_points],
                                                       self.eps, seed=c.seed, batch_size=self.eval_batch)
                 result["ra_pgd_aa_subset"] = percent(robust[:c.aa_points])
         return result

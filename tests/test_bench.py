@@ -241,20 +241,6 @@ def test_no_graph_survives_the_training_iterations(method, overrides, arch):
     assert tracker.alive() == 0
 
 
-def test_bench_compile_times_the_steps_torch_compile_can_run():
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["bench", "--quick", "--arch", "small_cnn", "--only", "methods", "--compile", "--json"]) == 0
-    c = json.loads(out.getvalue())["compiled"]
-    assert set(c["seconds"]) == set(c["speedup"]) == {"standard", "fgsm", "fast_at", "n_fgsm", "pgd2", "pgd10",
-                                                         "fast_bat_fd"}
-    assert c["not_compilable"] == ["fast_at_ga", "fast_bat"]      # a double backward
-    assert all(_positive_finite(v) for v in [*c["seconds"].values(), *c["speedup"].values()])
-
-
 def test_precision_cosines_rank_the_precisions_and_the_noise():
     """float32 stays next to float64, bf16 autocast drifts away, and the noise cosine is 1 exactly
     where a method draws nothing at random (standard training) and below 1 where it does."""

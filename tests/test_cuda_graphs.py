@@ -62,16 +62,24 @@ def test_a_float_lr_checkpoint_resumes_with_tensor_learning_rates(tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_cuda_graphs_are_opt_in_and_cuda_only():
-    assert not use_cuda_graphs(RunOptions(), torch.device("cuda"))
-    assert use_cuda_graphs(RunOptions(cuda_graphs=True), torch.device("cuda"))
-    assert not use_cuda_graphs(RunOptions(cuda_graphs=True), CPU)
-    assert not use_cuda_graphs(RunOptions(cuda_graphs=True, compile=True), torch.device("cuda"))
+def test_cuda_graphs_are_the_default_on_cuda_only():
+    assert use_cuda_graphs(RunOptions(), torch.device("cuda"))
+    assert not use_cuda_graphs(RunOptions(cuda_graphs=False), torch.device("cuda"))
+    assert not use_cuda_graphs(RunOptions(), CPU)
 
 
-def test_asking_for_graphs_on_the_cpu_trains_eagerly_as_before(tiny_config, tiny_options, tmp_path):
+def test_the_cli_turns_graphs_off_with_no_cuda_graphs():
+    from suite.cli import build_parser
+    from suite.commands.run import options_from_args
+
+    parser = build_parser()
+    assert options_from_args(parser.parse_args(["run"])).cuda_graphs is True
+    assert options_from_args(parser.parse_args(["run", "--no-cuda-graphs"])).cuda_graphs is False
+
+
+def test_the_graphs_default_on_the_cpu_trains_eagerly_as_before(tiny_config, tiny_options, tmp_path):
     config = dataclasses.replace(tiny_config, epochs=1, method="fast_at")
-    eager = execute(config, tiny_options)
+    eager = execute(config, dataclasses.replace(tiny_options, cuda_graphs=False))
     graphs = execute(config, dataclasses.replace(tiny_options, cuda_graphs=True, results_dir=tmp_path / "g"))
     assert graphs["cuda_graphs"] is False and eager["cuda_graphs"] is False
     assert graphs["last"] == eager["last"]

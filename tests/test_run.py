@@ -121,21 +121,3 @@ def test_bad_input_exits_with_one_clear_line_and_writes_nothing(args, message, t
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()
-
-
-@pytest.mark.parametrize("method", ["fast_at", "fast_bat"])
-def test_a_compiled_run_trains_like_an_eager_one_and_saves_plain_checkpoints(method, tmp_path, capsys):
-    import torch
-
-    config = RunConfig(method=method, eps=8, **TINY)
-    summaries = {compiled: execute(config, RunOptions(results_dir=tmp_path / str(compiled), progress=False,
-                                                      wandb="disabled", compile=compiled))
-                 for compiled in (False, True)}
-    eager, compiled = summaries[False], summaries[True]
-    assert compiled["status"] == "finished" and compiled["compiled"] is True and eager["compiled"] is False
-    assert (f"{method} trains uncompiled" in capsys.readouterr().out) == (method == "fast_bat")
-    rows = {c: json.loads((tmp_path / str(c) / "runs" / s["run_id"] / "metrics.jsonl").read_text())
-            for c, s in summaries.items()}
-    assert rows[True]["train_loss"] == pytest.approx(rows[False]["train_loss"], rel=1e-4)
-    state = torch.load(tmp_path / "True" / "runs" / compiled["run_id"] / "last.pt", weights_only=True)["model"]
-    assert not any(key.startswith("_orig_mod") for key in state)

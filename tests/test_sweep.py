@@ -326,10 +326,12 @@ def test_slurm_array_tasks_train_several_cells_at_once(tmp_path, fake_slurm, mon
     assert all("exceeds the 32 training points" in reason for _, reason in result.failed)
 
 
-def test_runs_per_gpu_defaults_by_device():
+def test_runs_per_gpu_defaults_by_device_and_graphs():
     from suite.sweep import default_runs_per_gpu
 
-    assert default_runs_per_gpu(True) == 4 and default_runs_per_gpu(False) == 1
+    assert default_runs_per_gpu(True, cuda_graphs=False) == 4       # eager: host-bound, K runs pay
+    assert default_runs_per_gpu(True, cuda_graphs=True) == 1        # graphed: one run fills the GPU
+    assert default_runs_per_gpu(False, cuda_graphs=False) == default_runs_per_gpu(False, cuda_graphs=True) == 1
 
 
 def test_slurm_needs_srun(tmp_path, monkeypatch):

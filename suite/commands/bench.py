@@ -40,12 +40,10 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="where Fashion-MNIST is (default ./data)")
     parser.add_argument("--threads", type=int,
                         help="torch CPU threads (default torch's; on a busy shared machine 1 is often faster)")
-    parser.add_argument("--compile", action="store_true",
-                        help="methods: also time each step that torch.compile can run (compiled in the warm-up)")
     parser.add_argument("--gpu-check", action="store_true",
                         help="one command for a GPU (a few minutes): assert that CUDA-graph replay trains as eager "
                              "execution for every method, and print eager/graphed iteration times, runs per GPU, "
-                             "torch.compile, precision, eval and pipeline figures in one table")
+                             "precision, eval and pipeline figures in one table")
     parser.add_argument("--seed", type=int, default=0, help="seed of the models and inputs")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON instead of the table")
     parser.set_defaults(func=main)
@@ -66,7 +64,7 @@ def main(args) -> int:
                         data_dir=args.data_dir, eval_points=args.eval_points, eval_steps=args.eval_steps,
                         eval_restarts=args.eval_restarts,
                         eval_reps=args.eval_reps, eval_train_iters=args.eval_train_iters, seed=args.seed,
-                        threads=args.threads, compile=args.compile)
+                        threads=args.threads)
     result = run_bench(settings)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0

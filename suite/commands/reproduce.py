@@ -39,7 +39,8 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", type=int, help="runs (and study workers) at a time (default: --runs-per-gpu per "
                                                     "GPU, else 1)")
     parser.add_argument("--runs-per-gpu", type=int, metavar="K",
-                        help="runs sharing each GPU, locally and in each Slurm array task (default 4 on GPUs, 1 on CPU)")
+                        help="runs sharing each GPU, locally and in each Slurm array task (default on GPUs: 1 "
+                             "with CUDA graphs, 4 with --no-cuda-graphs; 1 on CPU)")
     parser.add_argument("--storage", help="Optuna storage URL for the study (default: a journal file under results)")
     parser.add_argument("--sweeps-dir", type=Path, help="where the specs are (default ./sweeps, else the checkout's)")
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default ./reports")

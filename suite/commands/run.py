@@ -91,13 +91,9 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-download", action="store_true", help="never try to download a data set")
     g.add_argument("--force", action="store_true", help="train again even if the run finished")
     g.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
-    g.add_argument("--compile", action="store_true",
-                   help="torch.compile the model for evaluation and first-order training steps (Fast-BAT's "
-                        "exact term and GradAlign train uncompiled: no double backward); measure first with "
-                        "suite bench --compile")
-    g.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=False,
+    g.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
                    help="capture one training iteration in a CUDA graph and replay it for every full batch "
-                        "(CUDA only, not with --compile; opt-in until suite bench --gpu-check passes on a GPU)")
+                        "(default on; ignored off CUDA; --no-cuda-graphs trains eagerly)")
     g = parser.add_argument_group("Weights & Biases")
     g.add_argument("--wandb", choices=["offline", "online", "disabled"], default=None,
                    help="W&B mode (default offline; $SUITE_WANDB sets the default)")
@@ -124,7 +120,7 @@ def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) ->
 def options_from_args(args: argparse.Namespace) -> RunOptions:
     options = RunOptions(results_dir=args.results_dir, data_dir=args.data_dir, device=args.device,
                          download=not args.no_download, force=args.force, progress=not args.quiet,
-                         compile=args.compile, cuda_graphs=args.cuda_graphs,
+                         cuda_graphs=args.cuda_graphs,
                          wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
                          wandb_group=args.wandb_group, wandb_log_model=args.wandb_log_model)
     if args.wandb:

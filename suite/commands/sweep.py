@@ -31,7 +31,8 @@ def register(subparsers) -> None:
                         help="local: processes on this machine; slurm: one job array")
     parser.add_argument("--workers", type=int, help="local: runs at a time (default: --runs-per-gpu per GPU, else 1)")
     parser.add_argument("--runs-per-gpu", type=int, metavar="K",
-                        help="runs sharing each GPU, locally and in each Slurm array task (default 4 on GPUs, 1 on CPU)")
+                        help="runs sharing each GPU, locally and in each Slurm array task (default on GPUs: 1 "
+                             "with CUDA graphs, 4 with --no-cuda-graphs; 1 on CPU)")
     g = parser.add_argument_group("slurm (--executor slurm): one job array")
     add_slurm_arguments(g)
     g.add_argument("--no-wait", action="store_true", help="submit and return instead of waiting for the jobs")

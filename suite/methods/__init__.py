@@ -7,8 +7,6 @@ A method module provides
   by the method from the others);
 * optionally ``validate(hparams)``: raise SuiteError for values it cannot use (every number is
   already checked to be finite and not negative, and an integer where its default is one);
-* optionally ``compilable(hparams) -> bool``: False where its step cannot run through
-  ``torch.compile`` (a double backward); default True;
 * optionally ``PRECISION``: ``"fp32"`` where bf16 autocast and TF32 on CUDA move its gradient
   further than its own sampling noise does (``suite bench --only precision``); default ``"bf16"``;
 * ``step(model, x, y, eps, **hparams) -> (loss, logits)``: accumulate the parameter gradients
@@ -60,11 +58,6 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
             check_number(f"{name} hyperparameter {key}", value, minimum=0,
                          integer=isinstance(defaults[key], int) and not isinstance(defaults[key], bool))
     return hparams
-
-
-def compilable(name: str, hparams: dict) -> bool:
-    """Whether ``torch.compile`` can run the method's step with these hyperparameters."""
-    return getattr(get_method(name), "compilable", lambda hp: True)(hparams)
 
 
 def precision(name: str) -> str:

@@ -27,10 +27,6 @@ def defaults(eps: float) -> dict:
     return {"coef": gradalign_coef(eps)}
 
 
-def compilable(hparams: dict) -> bool:
-    return False                                          # torch.compile has no double backward
-
-
 def gradalign_coef(eps: float) -> float:
     """The GradAlign authors' coefficient for training eps (in /255): the table, else 0.02 * 10^(eps/8)."""
     for line in _COEFFICIENTS.read_text().splitlines():

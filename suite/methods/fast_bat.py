@@ -47,10 +47,6 @@ def validate(hparams: dict) -> None:
         raise SuiteError(f"fast_bat: implicit must be one of {', '.join(IMPLICIT_MODES)}, got {hparams['implicit']!r}")
 
 
-def compilable(hparams: dict) -> bool:
-    return hparams["implicit"] == "finite_diff"          # torch.compile has no double backward
-
-
 def step(model, x, y, eps, *, lmbda, ll_step, implicit="exact"):
     a = ll_step / 255
     z0 = uniform_init(x, eps)

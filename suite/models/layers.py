@@ -18,7 +18,7 @@ double backward from about 630 to 440 ms.
 Both are drop-in replacements for the torch modules (same parameters, buffers and state dict).
 They build their own autograd nodes only inside :func:`second_order`, around the forward passes
 whose graph is differentiated twice; everywhere else (first-order training, attacks,
-evaluation, ``torch.compile``) they are the torch modules, without the Python nodes' overhead.
+evaluation) they are the torch modules, without the Python nodes' overhead.
 Under autocast a convolution's inputs are cast to autocast's dtype before it, as autocast casts
 them for torch's own.
 """
@@ -179,13 +179,8 @@ class _BatchNormBackward(torch.autograd.Function):
 
 
 def _custom_nodes(*tensors):
-    """Inside :func:`second_order`, recording autograd, not compiling (a compiled graph gets torch's nodes).
-
-    ``is_compiling()`` comes first: it is a constant True to torch.compile, so the compiler never
-    traces the context variable, which some torch versions cannot (a graph break in every layer,
-    then a recompile per layer shape until dynamo's recompile limit sends the model back to eager).
-    """
-    return (not torch.compiler.is_compiling() and _SECOND_ORDER.get() and torch.is_grad_enabled()
+    """Inside :func:`second_order`, recording autograd, for an input that needs a gradient."""
+    return (_SECOND_ORDER.get() and torch.is_grad_enabled()
             and any(t is not None and t.requires_grad for t in tensors))
 
 
