@@ -184,7 +184,7 @@ def build_report(runset: RunSet, folder: Path, *, title: str = "Fast-BAT reprodu
     figures = make_figures(runset, summary, cost, trials)
     for name, fig in figures.items():
         for ext in ("png", "pdf"):
-            fig.savefig(folder / f"{name}.{ext}", dpi=150)
+            fig.savefig(folder / f"{name}.{ext}", dpi=150, bbox_inches="tight")   # a legend wider than the panels stays whole
         report.figures[name] = folder / f"{name}.png"
     blocks = _blocks(runset, summary, comparison, table1, cost, run_table, figures, title, selection)
     report.markdown.write_text(to_markdown(blocks))
