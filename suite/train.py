@@ -9,6 +9,7 @@ the last-epoch model on the test set.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 import traceback
@@ -186,6 +187,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_factor(config.lr_schedule, config.epochs, self.iters_per_epoch))
         self.eval_batch = EVAL_BATCH[device.type]
+        self.last_said = None            # when say() last printed (perf_counter), for its "previous step" time
         self.graphed = GraphedIteration(self.iteration, self.model, self.optimizer) if self.graphs else None
 
     # -- the run ---------------------------------------------------------------------------
@@ -337,8 +339,7 @@ class Trainer:
 
     # -- final evaluation ------------------------------------------------------------------
     def final_evaluation(self, best: dict, history: list[dict]) -> dict:
-        self.evaluating = "last-epoch model"
-        results = {"last": self.evaluate_test()}
+        results = {"last": self.evaluate_test("last-epoch model")}
         if best["epoch"] is not None and best["epoch"] != len(history) - 1:
             state, problem = self.run_dir.recover_best(best["epoch"], map_location=self.device)
             if state is None:
@@ -346,8 +347,7 @@ class Trainer:
                 results["best"] = {"sa": None, "ra_pgd": None, "ra_aa": None, "unavailable": problem}
             else:
                 self.model.load_state_dict(state)
-                self.evaluating = f"best model (epoch {best['epoch'] + 1})"
-                results["best"] = self.evaluate_test()
+                results["best"] = self.evaluate_test(f"best model (epoch {best['epoch'] + 1})")
         else:
             self.say(f"best model = last-epoch model (epoch {len(history)}): its results count for both")
             results["best"] = dict(results["last"])
@@ -355,11 +355,12 @@ class Trainer:
         return {**results, "best_epoch": None if best["epoch"] is None else best["epoch"] + 1,
                 "epoch_seconds": float(np.mean(seconds)) if seconds else None}
 
-    def evaluate_test(self) -> dict:
+    def evaluate_test(self, which: str) -> dict:
         """SA and RA-PGD on the test points; RA-AA on the first ``aa_points``, with RA-PGD on those
-        same points beside it (``ra_pgd_aa_subset``, from the same PGD attack) to compare like for like."""
+        same points beside it (``ra_pgd_aa_subset``, from the same PGD attack) to compare like for like.
+        ``which`` names the model in the progress lines."""
         c, d = self.config, self.data
-        self.say(f"evaluating {self.evaluating}: clean and PGD-{c.pgd_steps}-{c.pgd_restarts} on {len(d.test_x)} "
+        self.say(f"evaluating {which}: clean and PGD-{c.pgd_steps}-{c.pgd_restarts} on {len(d.test_x)} "
                  "test points ...")
         with self.eval_rng():
             robust = pgd_robust(self.model, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
@@ -367,22 +368,20 @@ class Trainer:
             result = {"sa": clean_accuracy(self.model, d.test_x, d.test_y, batch_size=self.eval_batch),
                       "ra_pgd": percent(robust), "ra_aa": None, "ra_pgd_aa_subset": None}
             if c.aa_points:
-                self.say(f"evaluating {self.evaluating}: AutoAttack on {c.aa_points} test points ...")
+                self.say(f"evaluating {which}: AutoAttack on {c.aa_points} test points ...")
                 result["ra_aa"] = autoattack_accuracy(self.model, d.test_x[:c.aa_points], d.test_y[:c.aa_points],
                                                       self.eps, seed=c.seed, batch_size=self.eval_batch)
                 result["ra_pgd_aa_subset"] = percent(robust[:c.aa_points])
         return result
 
     # -- helpers ---------------------------------------------------------------------------
-    evaluating = "model"                 # which model the final evaluation is on, for the progress lines
-
     def say(self, text: str) -> None:
         """A progress line with the time since the last one (off with --quiet)."""
         if self.options.progress:
             now_s = time.perf_counter()
-            since = getattr(self, "_said", None)
+            since = self.last_said
             tqdm.write(text + (f"  (previous step {now_s - since:.0f}s)" if since is not None else ""))
-            self._said = now_s
+            self.last_said = now_s
 
     def eval_rng(self):
         """Evaluation draws its random starts from a fixed seed, independent of training."""
@@ -392,6 +391,7 @@ class Trainer:
         return stack
 
 
+@functools.lru_cache(maxsize=None)
 def code_version() -> str:
     """The suite's version and, when run from a git checkout, its commit."""
     import subprocess
