@@ -7,7 +7,7 @@ The authors' defaults: k = 2, alpha = eps. Same cost as Fast-AT (one extra forwa
 import torch.nn.functional as F
 
 from ..attacks import clip_to_image, input_grad, uniform_init
-from ..errors import SuiteError
+from ..checks import check_number
 
 
 def defaults(eps: float) -> dict:
@@ -17,8 +17,7 @@ def defaults(eps: float) -> dict:
 
 def validate(hparams: dict) -> None:
     for name in ("noise_factor", "alpha_factor"):
-        if not isinstance(hparams[name], (int, float)) or hparams[name] < 0:
-            raise SuiteError(f"n_fgsm: {name} must be a number >= 0 (a multiple of eps), got {hparams[name]!r}")
+        check_number(f"n_fgsm hyperparameter {name} (a multiple of eps)", hparams[name], minimum=0)
 
 
 def step(model, x, y, eps, *, noise_factor, alpha_factor):
