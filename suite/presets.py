@@ -27,7 +27,7 @@ class Preset:
 
 
 PRESETS = {p.name: p for p in [
-    Preset("smoke", "every method at 4 eps on a Fashion-MNIST subset, catastrophic overfitting on Fashion-MNIST "
+    Preset("smoke", "every method at 3 eps on a Fashion-MNIST subset, catastrophic overfitting on Fashion-MNIST "
                     "with injected features (3 seeds), and a short λ study (CPU minutes)",
            ("smoke.yaml", "smoke_co.yaml"), "lambda_smoke.yaml"),
     Preset("table1", "the paper's Table 1: CIFAR-10, PreActResNet-18, eps 8 and 16, 10 seeds", ("table1.yaml",)),

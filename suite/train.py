@@ -118,17 +118,19 @@ class RunData:
             raise SuiteError(f"--co-points {config.co_points} exceeds the {len(train[0])} training points")
         if config.batch_size > len(train[0]):
             raise SuiteError(f"batch size {config.batch_size} exceeds the {len(train[0])} training points")
-        as_float = lambda t: t.to(device).float().div_(255)  # noqa: E731  (eval splits are small)
+        as_float = lambda t: device_layout(t.to(device).float().div_(255), device)  # noqa: E731  (eval splits are small)
         return cls(splits.info, train[0].to(device), train[1].to(device), as_float(val[0]), val[1].to(device),
                    as_float(test[0]), test[1].to(device))
 
 
 def device_layout(tensor_or_model, device: torch.device):
-    """channels_last on CUDA (faster convolutions there), unchanged elsewhere."""
-    if device.type != "cuda":
-        return tensor_or_model
+    """channels_last, on every device. On CUDA it speeds up convolutions; on a CPU (2 threads,
+    torch 2.14) a small-CNN Fast-AT iteration at batch 128 took 39 ms against 69 ms (max-pooling
+    alone 12x faster), PreActResNet-18 at batch 32 the same in either layout (``device`` kept so
+    that a device where it does not pay can opt out in one place)."""
     if isinstance(tensor_or_model, torch.Tensor):
-        return tensor_or_model.contiguous(memory_format=torch.channels_last)
+        return tensor_or_model.contiguous(memory_format=torch.channels_last) if tensor_or_model.dim() == 4 \
+            else tensor_or_model
     return tensor_or_model.to(memory_format=torch.channels_last)
 
 

@@ -130,6 +130,23 @@ def test_co_does_not_flag_smooth_slow_or_whole_model_collapses():
     assert co_verdict([]).flagged is None
 
 
+def history_of(robust, clean):
+    return [{"epoch": e, "val_robust_acc": r, "val_clean_acc": c} for e, (r, c) in enumerate(zip(robust, clean), 1)]
+
+
+def test_co_flags_a_collapse_over_two_epochs_but_not_over_three():
+    # Fast-AT at eps 40 with injected features (reports/co_search.md): halved within two epochs
+    verdict = co_verdict(history_of([21, 46, 44, 24, 15, 14], [54, 67, 68, 68, 68, 67]))
+    assert verdict.flagged and verdict.epoch == 5 and verdict.robust_before == 44 and verdict.robust_after == 15
+    # the same fall spread over three epochs is a decline, not a collapse
+    assert co_verdict(history_of([46, 44, 35, 27, 21], [70] * 5)).flagged is False
+    # a fall from a best long before, in steps too small to halve within two epochs
+    assert co_verdict(history_of([50, 30, 30, 30, 20], [70] * 5)).flagged is False
+    # clean accuracy judged against the epoch robustness fell from
+    assert co_verdict(history_of([40, 40, 19], [80, 60, 69])).flagged is False
+    assert co_verdict(history_of([40, 30, 19], [60, 80, 69])).flagged is True
+
+
 def test_standard_training_is_not_judged_for_co(tmp_path):
     write_run(tmp_path, "standard", 32.0, 0, 0.0, history=collapse_history(at=4))
     write_run(tmp_path, "fast_at", 32.0, 0, 0.0, history=collapse_history(at=4))

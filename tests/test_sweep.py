@@ -107,9 +107,17 @@ def test_other_specs_expand(name, count, methods, axis):
 def test_smoke_spec_is_small():
     configs = load_spec(SWEEPS / "smoke.yaml").configs()
     assert {c.arch for c in configs} == {"small_cnn"} and len(configs) <= 25
-    assert max(c.eps for c in configs) >= 32         # Fashion-MNIST needs large eps to show CO
+    assert max(c.eps for c in configs) >= 32         # Fashion-MNIST needs large eps to be hard
     coef = {c.eps: c.hparams["coef"] for c in configs if c.method == "fast_at_ga"}
-    assert coef[8] == 0.2 and coef[32] == coef[48] == 2.0   # GradAlign's CIFAR rule would give 200, 20000
+    assert coef[8] == 0.2 and coef[32] == 2.0        # GradAlign's CIFAR rule would give 200
+
+
+def test_smoke_co_spec_runs_every_fast_method_on_three_seeds_with_injected_features():
+    configs = load_spec(SWEEPS / "smoke_co.yaml").configs()
+    assert {c.method for c in configs} >= {"fast_at", "fast_bat", "fast_at_ga"}
+    assert all(sum(c.method == m for c in configs) >= 3 for m in {c.method for c in configs})
+    assert all(c.inject_beta and c.inject_beta < c.eps for c in configs)
+    assert {c.hparams["coef"] for c in configs if c.method == "fast_at_ga"} == {2.0}
 
 
 def test_set_overrides_grid_and_base():
