@@ -7,6 +7,8 @@ warm-up calls, and reported as medians and as ratios of medians. Four sections:
 * ``methods``: one training iteration (zero_grad, the method's step, optimizer step) of each
   training method, relative to standard training and to Fast-AT, with its peak memory; and
   the error of Fast-BAT's finite-difference correction against the exact one (``fd_rel_error``);
+  and Fast-AT's and Fast-BAT's iteration in the contiguous layout against channels_last, the
+  layout the suite trains in on every device (``contiguous_over_channels_last``);
 * ``reference``: Fast-BAT and Fast-AT-GA as the suite implements them against the step-by-step
   transcriptions of the reference implementation in :mod:`suite.reference_impl`;
 * ``pipeline``: a training epoch on synthetic uint8 images through :class:`DeviceLoader` (batched
@@ -15,12 +17,13 @@ warm-up calls, and reported as medians and as ratios of medians. Four sections:
 * ``eval``: PGD-k-r with early exit against the full attack, on a small CNN trained here on
   Fashion-MNIST with Fast-AT, at an eps calibrated so that its robust accuracy is near 50%;
 * ``precision``: each method's parameter gradient in the device's precisions against float64,
-  beside its sampling noise (:mod:`suite.precision`), at initialization.
+  beside its sampling noise (:mod:`suite.precision`), at initialization or at a run's checkpoint.
 
-The iteration mirrors the training loop: on CUDA, channels_last and bf16 autocast.
+The iteration mirrors the training loop: channels_last, and on CUDA bf16 autocast.
 """
 from __future__ import annotations
 
+import copy
 import ctypes
 import gc
 import math
@@ -54,6 +57,7 @@ VARIANTS_OF = {"pgd": [("pgd2", {"steps": 2}), ("pgd10", {"steps": 10})],
                "fast_bat": [("fast_bat", {}), ("fast_bat_fd", {"implicit": "finite_diff"})]}
 METHOD_VARIANTS = [(name, method, overrides) for method in METHODS
                    for name, overrides in VARIANTS_OF.get(method, [(method, {})])]
+LAYOUT_VARIANTS = ("fast_at", "fast_bat")   # also timed in the contiguous layout
 
 # The issue's targets: (what, figure in the JSON as section/key, bound, "max" or "min")
 TARGETS = [
@@ -88,6 +92,7 @@ class Settings:
     eval_train_iters: int | None = None
     fd_batch: int | None = None
     precision_batch: int | None = None
+    precision_run: Path | None = None     # precision: a run record folder, measured at its last checkpoint
     seed: int = 0
     threads: int | None = None            # CPU: torch's intra-op threads (None: torch's default)
 
@@ -119,6 +124,8 @@ def resolve(settings: Settings) -> tuple[Settings, torch.device]:
     unknown = set(settings.sections) - set(SECTIONS)
     if unknown:
         raise SuiteError(f"unknown bench section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    if settings.precision_run is not None:          # the run's setting is what is measured: say so in the header
+        settings = Settings(**{**asdict(settings), **run_setting(Path(settings.precision_run))})
     defaults = DEFAULTS["quick" if settings.quick else device.type]
     values = {k: (defaults[k] if getattr(settings, k) is None else getattr(settings, k)) for k in defaults}
     if settings.workers is None:
@@ -235,12 +242,17 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
     y = torch.randint(0, info.num_classes, (s.batch_size,), device=device)
     eps = s.eps / 255
 
-    def iteration(step, precision="bf16", **hparams):
+    # The layout the suite does not train in (it trains channels_last everywhere), for the layout ratio.
+    plain_model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    plain_optimizer = torch.optim.SGD(plain_model.parameters(), lr=0.0, momentum=0.9, weight_decay=5e-4)
+    plain_x = x.contiguous()
+
+    def iteration(step, precision="bf16", net=model, inputs=x, opt=optimizer, **hparams):
         def run():
-            optimizer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             with training_autocast(device, precision=precision), tf32(precision != "fp32"):
-                step(model, x, y, eps, **hparams)
-            optimizer.step()
+                step(net, inputs, y, eps, **hparams)
+            opt.step()
         return run
 
     fns = {}
@@ -248,6 +260,9 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
     for name, method, overrides in variants:
         hparams = resolve_hparams(method, s.eps, overrides)
         fns[name] = iteration(get_method(method).step, precision=method_precision(method), **hparams)
+        if with_methods and name in LAYOUT_VARIANTS:
+            fns[f"{name}_contiguous"] = iteration(get_method(method).step, precision=method_precision(method),
+                                                  net=plain_model, inputs=plain_x, opt=plain_optimizer, **hparams)
     if with_reference:
         bat, ga = resolve_hparams("fast_bat", s.eps), resolve_hparams("fast_at_ga", s.eps)
         fns["fast_bat_reference"] = iteration(fast_bat_reference, lmbda=bat["lmbda"], ll_step=bat["ll_step"])
@@ -264,6 +279,8 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
             "ratio_to_fast_at": {n: med[n] / med["fast_at"] for n in names},
             "peak_memory_bytes": {n: peak_memory(fns[n], device) for n in names},
             "memory_measure": "cuda max_memory_allocated" if device.type == "cuda" else "rise of peak RSS",
+            # > 1: channels_last (the suite's layout) is faster than the contiguous layout
+            "contiguous_over_channels_last": {n: med[f"{n}_contiguous"] / med[n] for n in LAYOUT_VARIANTS},
             **fd_error(s),
         }
     if with_reference:
@@ -429,17 +446,59 @@ def bench_eval(s: Settings, device: torch.device) -> dict:
 
 
 def bench_precision(s: Settings, device: torch.device) -> dict:
-    """Cosines of each method's parameter gradient in this device's precisions to its float64 value."""
+    """Cosines of each method's parameter gradient in this device's precisions to its float64 value:
+    at initialization on random inputs, or with ``precision_run`` at that run's last checkpoint on the
+    first points of its own test data (and its eps)."""
     from .precision import gradient_cosines
 
-    info = DATASETS[s.dataset]
-    torch.manual_seed(s.seed)
-    model = build_model(s.arch, info.in_channels, info.num_classes, info.mean, info.std).to(device)
-    x = torch.rand(s.precision_batch, info.in_channels, info.image_size, info.image_size, device=device)
-    y = torch.randint(0, info.num_classes, (s.precision_batch,), device=device)
-    _progress(f"measuring gradient precision on {s.arch}, batch {s.precision_batch}")
-    return {"batch": s.precision_batch, "at": "initialization", "cosines": gradient_cosines(model, x, y, s.eps / 255,
-                                                                                           seed=s.seed)}
+    if s.precision_run is not None:
+        model, x, y, eps, at = trained_batch(Path(s.precision_run), s.precision_batch, s.data_dir, device)
+    else:
+        info = DATASETS[s.dataset]
+        torch.manual_seed(s.seed)
+        model = build_model(s.arch, info.in_channels, info.num_classes, info.mean, info.std).to(device)
+        x = torch.rand(s.precision_batch, info.in_channels, info.image_size, info.image_size, device=device)
+        y = torch.randint(0, info.num_classes, (s.precision_batch,), device=device)
+        eps, at = s.eps, f"initialization ({s.arch}, random inputs)"
+    _progress(f"measuring gradient precision at {at}, batch {s.precision_batch}")
+    return {"batch": s.precision_batch, "at": at, "eps": eps,
+            "cosines": gradient_cosines(model, x, y, eps / 255, seed=s.seed)}
+
+
+def _run_config(run_dir: Path):
+    from .config import RunConfig
+    from .records import RunDir, read_json
+
+    run = RunDir(run_dir.parent.parent, run_dir.name)
+    if not run.config.is_file() or not run.last.is_file():
+        raise SuiteError(f"--precision-run {run_dir}: not a run record with a checkpoint (expected "
+                         f"{run.config.name} and {run.last.name} in it; see suite runs)")
+    return run, RunConfig.from_dict(read_json(run.config)["config"])
+
+
+def run_setting(run_dir: Path) -> dict:
+    """The arch, dataset and eps of the run at ``run_dir``."""
+    config = _run_config(run_dir)[1]
+    return {"arch": config.arch, "dataset": config.dataset, "eps": config.eps}
+
+
+def trained_batch(run_dir: Path, batch: int, data_dir: Path, device: torch.device):
+    """A finished run's network at its last checkpoint (train mode, as a training step sees it) and the
+    first ``batch`` points of its test data: (model, x, y, eps, description)."""
+    from .config import RunOptions
+    from .records import load_checkpoint
+    from .train import RunData
+
+    run, config = _run_config(run_dir)
+    data = RunData.load(config, RunOptions(data_dir=data_dir), device)
+    if batch > len(data.test_x):
+        raise SuiteError(f"--precision-batch {batch} exceeds the run's {len(data.test_x)} test points")
+    model = build_model(config.arch, data.info.in_channels, data.info.num_classes, data.info.mean, data.info.std,
+                        dropout=config.dropout).to(device)
+    state = load_checkpoint(run.last, map_location=device)
+    model.load_state_dict(state["model"])
+    return (model, data.test_x[:batch], data.test_y[:batch], config.eps,
+            f"{run_dir.name}, last checkpoint (epoch {state['epoch'] + 1})")
 
 
 class SampleCounter(torch.nn.Module):
@@ -533,6 +592,8 @@ def format_report(r: dict) -> str:
                      f"{m['fd_rel_error_float64']:.2e} (float64); of the whole gradient: "
                      f"{m['fd_rel_error_total']:.2e} (float32), {m['fd_rel_error_total_float64']:.2e} (float64); "
                      f"the exact correction is {m['correction_share']:.1e} of the whole gradient's norm")
+        lines.append("contiguous layout / channels_last (the suite's), per iteration: " + ", ".join(
+            f"{n} {ratio:.2f}" for n, ratio in m["contiguous_over_channels_last"].items()))
     if "reference" in r:
         ref = r["reference"]
         lines += ["", f"{'suite vs reference':<22}{'suite ms':>10}{'reference ms':>14}{'saving (ref/suite)':>20}"]
@@ -562,8 +623,8 @@ def format_report(r: dict) -> str:
     if "precision" in r:
         p = r["precision"]
         names = list(next(iter(p["cosines"].values())))
-        lines += ["", f"gradient cosine to float64 (batch {p['batch']}, at {p['at']}; noise: a fresh random draw "
-                      f"in float64)", f"{'method':<22}" + "".join(f"{n:>11}" for n in names)]
+        lines += ["", f"gradient cosine to float64 (batch {p['batch']}, eps {p['eps']:g}/255, at {p['at']}; noise: "
+                      f"a fresh random draw in float64)", f"{'method':<22}" + "".join(f"{n:>11}" for n in names)]
         for method, row in p["cosines"].items():
             lines.append(f"{method:<22}" + "".join(f"{row[n]:11.5f}" for n in names))
     if r["targets"]:

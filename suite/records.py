@@ -220,7 +220,7 @@ class RunDir:
         if epoch is not None:
             _, problem = self.recover_best(epoch, state)
             if problem:
-                print(f"warning: {problem}", flush=True)
+                warn(problem)
 
     def recover_best(self, epoch: int, state: dict | None = None,
                      map_location="cpu") -> tuple[dict | None, str | None]:
@@ -245,7 +245,7 @@ class RunDir:
             for name, source in candidates():
                 if source is not None and source.get("epoch") == epoch:
                     save_checkpoint(self.best, {"model": source["model"], "epoch": epoch})
-                    print(f"warning: {problem}; rebuilt it from {name}", flush=True)
+                    warn(f"{problem}; rebuilt it from {name}")
                     return source["model"], None
         return None, (f"{problem} and no checkpoint holds that epoch any more, so the early-stopped model "
                       f"cannot be evaluated (the last model is); rerun with --force to train it again")
@@ -266,7 +266,7 @@ class RunDir:
                 error = error or err
                 continue
             if error is not None:
-                print(f"warning: {error}; resuming from the previous checkpoint {path.name}", flush=True)
+                warn(f"{error}; resuming from the previous checkpoint {path.name}")
             return state
         if error is not None:
             raise error

@@ -33,7 +33,7 @@ from .eval.diagnostics import co_diagnostics
 from .methods import get_method
 from .methods import precision as method_precision
 from .models import build_model
-from .records import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl, write_summary
+from .records import RunDir, load_checkpoint, save_checkpoint, warn, write_json, write_jsonl, write_summary
 
 EVAL_BATCH = {"cpu": 500, "cuda": 1000}
 PROGRESS_EVERY = 10          # iterations between progress-bar updates (each one reads the device)
@@ -345,7 +345,7 @@ class Trainer:
         if best["epoch"] is not None and best["epoch"] != len(history) - 1:
             state, problem = self.run_dir.recover_best(best["epoch"], map_location=self.device)
             if state is None:
-                print(f"warning: {problem}", flush=True)
+                warn(problem)
                 results["best"] = {"sa": None, "ra_pgd": None, "ra_aa": None, "unavailable": problem}
             else:
                 self.model.load_state_dict(state)

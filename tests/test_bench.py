@@ -14,6 +14,7 @@ import torch
 from suite.attacks import project, uniform_init
 from suite.bench import SECTIONS, Settings, interleaved, peak_memory, run_bench
 from suite.cli import main
+from suite.config import RunOptions
 from suite.errors import SuiteError
 from suite.methods import METHODS, fast_bat, resolve_hparams
 from suite.models import build_model
@@ -61,6 +62,8 @@ def test_quick_bench_times_every_method_relative_to_standard_and_fast_at(quick_b
     for key in ("fd_rel_error", "fd_rel_error_total", "fd_rel_error_float64", "fd_rel_error_total_float64",
                 "correction_share", "correction_share_float64"):
         assert _positive_finite(m[key]), key
+    assert set(m["contiguous_over_channels_last"]) == {"fast_at", "fast_bat"}
+    assert all(_positive_finite(v) for v in m["contiguous_over_channels_last"].values())
 
 
 def test_quick_bench_compares_with_the_reference_transcriptions(quick_bench):
@@ -256,3 +259,32 @@ def test_precision_cosines_rank_the_precisions_and_the_noise():
         assert row["fp32"] > 0.9999 and row["bf16"] < row["fp32"]
     assert cos["standard"]["noise"] == pytest.approx(1.0, abs=1e-12)
     assert cos["fast_at"]["noise"] < 0.9999 and cos["fast_at_ga"]["noise"] < 0.99999
+
+
+def test_precision_is_measured_at_a_trained_run_on_its_own_test_points(finished_tiny_run, capsys):
+    """--precision-run loads the run's last checkpoint (the trained weights, not a fresh network),
+    takes its test points and eps, and names the checkpoint in the table."""
+    from suite.bench import trained_batch
+    from suite.records import RunDir, load_checkpoint
+    from suite.train import RunData
+
+    config, results, summary = finished_tiny_run
+    run_dir = RunDir(results, summary["run_id"]).path
+    model, x, y, eps, at = trained_batch(run_dir, 8, results.parent / "data", torch.device("cpu"))
+    saved = load_checkpoint(run_dir / "last.pt")["model"]
+    assert all(torch.equal(value, saved[name]) for name, value in model.state_dict().items())
+    data = RunData.load(config, RunOptions(data_dir=results.parent / "data", download=False), torch.device("cpu"))
+    assert torch.equal(x, data.test_x[:8]) and torch.equal(y, data.test_y[:8]) and eps == config.eps
+    assert f"epoch {config.epochs}" in at
+
+    assert main(["bench", "--quick", "--only", "precision", "--precision-run", str(run_dir),
+                 "--data-dir", str(results.parent / "data")]) == 0
+    table = capsys.readouterr().out
+    assert summary["run_id"] in table and "gradient cosine to float64" in table
+    rows = [line.split() for line in table.splitlines() if line.split()[:1] == ["fast_bat"]]
+    assert rows and all(-1 <= float(v) <= 1 for v in rows[-1][1:])
+
+
+def test_precision_run_must_be_a_run_record(tmp_path):
+    with pytest.raises(SuiteError, match="not a run record"):
+        run_bench(Settings(quick=True, sections=("precision",), precision_run=tmp_path / "runs" / "nope"))

@@ -222,9 +222,9 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(finished_tiny_run, 
     truncate(run.last)
 
     assert cli.main(run_flags(config, results)) == 0
-    out = capsys.readouterr().out
-    assert f"warning: checkpoint {run.last} is corrupt or truncated" in out
-    assert "resuming from the previous checkpoint last.prev.pt" in out
+    out, err = capsys.readouterr()
+    assert f"warning: checkpoint {run.last} is corrupt or truncated" in err        # warnings go to stderr
+    assert "resuming from the previous checkpoint last.prev.pt" in err
     assert f"{run.run_id}: resuming after epoch 1 of 2" in out
     assert_same_history(read_jsonl(run.metrics), original)
     assert_same_results(run.read_summary(), summary)
@@ -552,12 +552,12 @@ def test_a_damaged_best_checkpoint_is_rebuilt_or_reported(best_is_first_epoch, t
     if not prev_survives:
         run.last_prev.unlink()
     summary = execute(config, tiny_options)
-    out = capsys.readouterr().out
+    err = capsys.readouterr().err                        # warnings go to stderr
     assert summary["status"] == "finished" and summary["best_epoch"] == 1 and summary["error"] is None
     assert summary["last"]["sa"] is not None and summary["last"]["ra_pgd"] is not None
-    assert f"{run.best} is corrupt or truncated" in out
+    assert f"{run.best} is corrupt or truncated" in err
     if prev_survives:
-        assert "rebuilt it from last.prev.pt" in out and load_checkpoint(run.best)["epoch"] == 0
+        assert "rebuilt it from last.prev.pt" in err and load_checkpoint(run.best)["epoch"] == 0
         assert summary["best"]["sa"] is not None and "unavailable" not in summary["best"]
     else:
         assert summary["best"]["sa"] is None and "cannot be evaluated" in summary["best"]["unavailable"]

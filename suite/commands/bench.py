@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     parser.add_argument("--eval-reps", type=int, help="eval: timed rounds of each variant (default 3 on CPU)")
     parser.add_argument("--eval-train-iters", type=int, help="eval: Fast-AT iterations of the attacked model")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="where Fashion-MNIST is (default ./data)")
+    parser.add_argument("--precision-batch", type=int, help="precision: batch of the gradients (default 64 on CUDA)")
+    parser.add_argument("--precision-run", type=Path, metavar="RUN_DIR",
+                        help="precision: measure at this run's last checkpoint, on its test data and eps "
+                             "(e.g. results/runs/fast_at-...), instead of at initialization")
     parser.add_argument("--threads", type=int,
                         help="torch CPU threads (default torch's; on a busy shared machine 1 is often faster)")
     parser.add_argument("--gpu-check", action="store_true",
@@ -64,7 +68,8 @@ def main(args) -> int:
                         data_dir=args.data_dir, eval_points=args.eval_points, eval_steps=args.eval_steps,
                         eval_restarts=args.eval_restarts,
                         eval_reps=args.eval_reps, eval_train_iters=args.eval_train_iters, seed=args.seed,
-                        threads=args.threads)
+                        threads=args.threads, precision_batch=args.precision_batch,
+                        precision_run=args.precision_run)
     result = run_bench(settings)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
