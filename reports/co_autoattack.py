@@ -16,31 +16,27 @@ from pathlib import Path
 
 import torch
 
-from suite.config import RunConfig, RunOptions
+from suite.config import RunOptions
 from suite.eval import clean_accuracy
 from suite.eval.autoattack import autoattack_accuracy
 from suite.eval.pgd import percent, pgd_robust
-from suite.models import build_model
-from suite.records import RunDir, load_checkpoint, read_json
-from suite.train import RunData
+from suite.records import RunDir
+from suite.train import RunData, checkpoint_model
 
 
 def rows(results_dir: Path, run_id: str, points: int, data_dir: Path):
     run = RunDir(results_dir, run_id)
-    config = RunConfig.from_dict(read_json(run.config)["config"])
-    data = RunData.load(config, RunOptions(data_dir=data_dir, download=False), torch.device("cpu"))
+    config, device = run.read_config(), torch.device("cpu")
+    data = RunData.load(config, RunOptions(data_dir=data_dir, download=False), device)
     x, y, eps = data.test_x[:points], data.test_y[:points], config.eps / 255
     for which, path in (("early-stopped", run.best), ("last epoch", run.last)):
-        state = load_checkpoint(path)
-        model = build_model(config.arch, data.info.in_channels, data.info.num_classes, data.info.mean,
-                            data.info.std, dropout=config.dropout)
-        model.load_state_dict(state["model"])
+        model, epoch = checkpoint_model(config, data.info, path, device)
         model.eval()
         torch.manual_seed(config.seed)
         pgd = percent(pgd_robust(model, x, y, eps, config.pgd_steps, config.pgd_restarts))
         start = time.perf_counter()
         aa = autoattack_accuracy(model, x, y, eps, seed=config.seed)
-        yield (config.method, str(config.seed), f"{which} (epoch {state['epoch'] + 1})",
+        yield (config.method, str(config.seed), f"{which} (epoch {epoch + 1})",
                f"{clean_accuracy(model, x, y):.1f}", f"{pgd:.1f}", f"{aa:.1f}", f"{time.perf_counter() - start:.0f}")
 
 
@@ -51,7 +47,7 @@ if __name__ == "__main__":
     parser.add_argument("--points", type=int, default=200)
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args()
-    header = ("method", "seed", "model", "SA", f"RA-PGD-20-1", "RA-AA", "AA seconds")
+    header = ("method", "seed", "model", "SA", "RA-PGD-20-1", "RA-AA", "AA seconds")
     print(f"AutoAttack (standard) and PGD on the first {args.points} test points, {torch.get_num_threads()} "
           f"torch threads\n")
     print("| " + " | ".join(header) + " |")

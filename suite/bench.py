@@ -33,7 +33,7 @@ import re
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -47,7 +47,7 @@ from .methods import precision as method_precision
 from .models import ARCHS, build_model
 from .precision import tf32
 from .reference_impl import fast_at_ga_reference, fast_bat_reference
-from .train import device_layout, pick_device, sync, training_autocast
+from .train import channels_last, pick_device, sync, training_autocast
 
 SECTIONS = ("methods", "reference", "pipeline", "eval", "precision")
 
@@ -125,7 +125,8 @@ def resolve(settings: Settings) -> tuple[Settings, torch.device]:
     if unknown:
         raise SuiteError(f"unknown bench section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     if settings.precision_run is not None:          # the run's setting is what is measured: say so in the header
-        settings = Settings(**{**asdict(settings), **run_setting(Path(settings.precision_run))})
+        config = _precision_run(Path(settings.precision_run))[1]
+        settings = replace(settings, arch=config.arch, dataset=config.dataset, eps=config.eps)
     defaults = DEFAULTS["quick" if settings.quick else device.type]
     values = {k: (defaults[k] if getattr(settings, k) is None else getattr(settings, k)) for k in defaults}
     if settings.workers is None:
@@ -226,8 +227,7 @@ def device_name(device: torch.device) -> str:
 
 
 def _model(arch: str, info, device: torch.device):
-    model = device_layout(build_model(arch, info.in_channels, info.num_classes, info.mean, info.std).to(device),
-                          device)
+    model = channels_last(build_model(arch, info.in_channels, info.num_classes, info.mean, info.std).to(device))
     # lr 0: the timed iterations do all the optimizer's arithmetic but leave the weights alone
     return model, torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=5e-4)
 
@@ -238,14 +238,9 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
     """The ``methods`` and ``reference`` sections, timed in one interleaved loop."""
     info = DATASETS[s.dataset]
     model, optimizer = _model(s.arch, info, device)
-    x = device_layout(torch.rand(s.batch_size, info.in_channels, info.image_size, info.image_size).to(device), device)
+    x = channels_last(torch.rand(s.batch_size, info.in_channels, info.image_size, info.image_size).to(device))
     y = torch.randint(0, info.num_classes, (s.batch_size,), device=device)
     eps = s.eps / 255
-
-    # The layout the suite does not train in (it trains channels_last everywhere), for the layout ratio.
-    plain_model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
-    plain_optimizer = torch.optim.SGD(plain_model.parameters(), lr=0.0, momentum=0.9, weight_decay=5e-4)
-    plain_x = x.contiguous()
 
     def iteration(step, precision="bf16", net=model, inputs=x, opt=optimizer, **hparams):
         def run():
@@ -257,6 +252,10 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
 
     fns = {}
     variants = METHOD_VARIANTS if with_methods else [v for v in METHOD_VARIANTS if v[0] in ("fast_bat", "fast_at_ga")]
+    if with_methods:    # the layout the suite does not train in, for the layout ratio
+        plain_model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+        plain_optimizer = torch.optim.SGD(plain_model.parameters(), lr=0.0, momentum=0.9, weight_decay=5e-4)
+        plain_x = x.contiguous()
     for name, method, overrides in variants:
         hparams = resolve_hparams(method, s.eps, overrides)
         fns[name] = iteration(get_method(method).step, precision=method_precision(method), **hparams)
@@ -366,7 +365,7 @@ def bench_pipeline(s: Settings, device: torch.device) -> dict:
     def epoch(loader, train: bool):
         def run():
             for xb, yb in loader:
-                xb, yb = device_layout(xb.to(device, non_blocking=True), device), yb.to(device, non_blocking=True)
+                xb, yb = channels_last(xb.to(device, non_blocking=True)), yb.to(device, non_blocking=True)
                 if train:
                     optimizer.zero_grad(set_to_none=True)
                     with training_autocast(device):
@@ -465,40 +464,30 @@ def bench_precision(s: Settings, device: torch.device) -> dict:
             "cosines": gradient_cosines(model, x, y, eps / 255, seed=s.seed)}
 
 
-def _run_config(run_dir: Path):
-    from .config import RunConfig
-    from .records import RunDir, read_json
+def _precision_run(run_dir: Path):
+    """The run record at ``run_dir`` and its config; refused unless it has a config and a last checkpoint."""
+    from .records import RunDir
 
     run = RunDir(run_dir.parent.parent, run_dir.name)
     if not run.config.is_file() or not run.last.is_file():
         raise SuiteError(f"--precision-run {run_dir}: not a run record with a checkpoint (expected "
                          f"{run.config.name} and {run.last.name} in it; see suite runs)")
-    return run, RunConfig.from_dict(read_json(run.config)["config"])
-
-
-def run_setting(run_dir: Path) -> dict:
-    """The arch, dataset and eps of the run at ``run_dir``."""
-    config = _run_config(run_dir)[1]
-    return {"arch": config.arch, "dataset": config.dataset, "eps": config.eps}
+    return run, run.read_config()
 
 
 def trained_batch(run_dir: Path, batch: int, data_dir: Path, device: torch.device):
     """A finished run's network at its last checkpoint (train mode, as a training step sees it) and the
     first ``batch`` points of its test data: (model, x, y, eps, description)."""
     from .config import RunOptions
-    from .records import load_checkpoint
-    from .train import RunData
+    from .train import RunData, checkpoint_model
 
-    run, config = _run_config(run_dir)
+    run, config = _precision_run(run_dir)
     data = RunData.load(config, RunOptions(data_dir=data_dir), device)
     if batch > len(data.test_x):
         raise SuiteError(f"--precision-batch {batch} exceeds the run's {len(data.test_x)} test points")
-    model = build_model(config.arch, data.info.in_channels, data.info.num_classes, data.info.mean, data.info.std,
-                        dropout=config.dropout).to(device)
-    state = load_checkpoint(run.last, map_location=device)
-    model.load_state_dict(state["model"])
+    model, epoch = checkpoint_model(config, data.info, run.last, device)
     return (model, data.test_x[:batch], data.test_y[:batch], config.eps,
-            f"{run_dir.name}, last checkpoint (epoch {state['epoch'] + 1})")
+            f"{run_dir.name}, last checkpoint (epoch {epoch + 1})")
 
 
 class SampleCounter(torch.nn.Module):

@@ -27,7 +27,7 @@ from .methods import precision as method_precision
 from .models import build_model
 from .precision import gradient_cosines, tf32
 from .reference_impl import fast_at_ga_reference, fast_bat_reference
-from .train import device_layout, training_autocast
+from .train import channels_last, training_autocast
 
 ARCH, DATASET, BATCH, EPS = "preact_resnet18", "cifar10", 128, 8.0
 PARITY = dict(batch=32, iterations=4, tolerance=1e-4)
@@ -39,14 +39,13 @@ def _batch(batch: int, device, seed: int = 0):
     info = DATASETS[DATASET]
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, info.in_channels, info.image_size, info.image_size, generator=g).to(device)
-    return device_layout(x, device), torch.randint(0, info.num_classes, (batch,), generator=g).to(device)
+    return channels_last(x), torch.randint(0, info.num_classes, (batch,), generator=g).to(device)
 
 
 def _trainable(method: str, overrides: dict, device, *, lr: float, fp32: bool = False, step=None):
     """(model, optimizer, iteration) of one method: the training loop's iteration, tensor learning rate."""
     info = DATASETS[DATASET]
-    model = device_layout(build_model(ARCH, info.in_channels, info.num_classes, info.mean, info.std).to(device),
-                          device)
+    model = channels_last(build_model(ARCH, info.in_channels, info.num_classes, info.mean, info.std).to(device))
     optimizer = make_sgd(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, device=device, tensor_lr=True)
     hparams = resolve_hparams(method, EPS, overrides) if step is None else overrides
     step = step or get_method(method).step

@@ -167,6 +167,12 @@ class RunDir:
     last_prev = property(lambda self: self.path / "last.prev.pt")
     best = property(lambda self: self.path / "best.pt")
 
+    def read_config(self):
+        """The run's :class:`~suite.config.RunConfig`, from ``config.json``."""
+        from .config import RunConfig
+
+        return RunConfig.from_dict(read_json(self.config)["config"])
+
     def read_summary(self) -> dict | None:
         """The summary, or None when there is none or it is damaged (with a warning: a rerun rewrites it)."""
         try:

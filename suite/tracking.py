@@ -177,13 +177,11 @@ def sync_run(run_dir, *, mode: str = "online", project: str | None = None, entit
     what was sent is remembered in ``<run>/wandb_sync.json``, so syncing again sends nothing
     twice and a run synced while it was training gets the rest later.
     """
-    from .config import RunConfig
     from .records import read_json, read_jsonl, write_json
 
     summary = run_dir.read_summary() or {}
     rows = read_jsonl(run_dir.metrics)
-    stored = read_json(run_dir.config)
-    config = RunConfig.from_dict(stored["config"])
+    config = run_dir.read_config()
     marker_path = run_dir.path / SYNCED
     marker = read_json(marker_path) if marker_path.exists() else {}
     final = summary.get("status") not in (None, "running")

@@ -14,6 +14,7 @@ import math
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timezone
 
 import numpy as np
@@ -118,16 +119,31 @@ class RunData:
             raise SuiteError(f"--co-points {config.co_points} exceeds the {len(train[0])} training points")
         if config.batch_size > len(train[0]):
             raise SuiteError(f"batch size {config.batch_size} exceeds the {len(train[0])} training points")
-        as_float = lambda t: device_layout(t.to(device).float().div_(255), device)  # noqa: E731  (eval splits are small)
+        as_float = lambda t: channels_last(t.to(device).float().div_(255))  # noqa: E731  (eval splits are small)
         return cls(splits.info, train[0].to(device), train[1].to(device), as_float(val[0]), val[1].to(device),
                    as_float(test[0]), test[1].to(device))
 
 
-def device_layout(tensor_or_model, device: torch.device):
-    """channels_last, on every device. On CUDA it speeds up convolutions; on a CPU (2 threads,
-    torch 2.14) a small-CNN Fast-AT iteration at batch 128 took 39 ms against 69 ms (max-pooling
-    alone 12x faster), PreActResNet-18 at batch 32 the same in either layout (``device`` kept so
-    that a device where it does not pay can opt out in one place)."""
+def run_model(config: RunConfig, info, device: torch.device) -> torch.nn.Module:
+    """The network a run with ``config`` trains, on ``device`` (initialised from torch's current seed)."""
+    return build_model(config.arch, info.in_channels, info.num_classes, info.mean, info.std,
+                       dropout=config.dropout).to(device)
+
+
+def checkpoint_model(config: RunConfig, info, path: Path, device: torch.device) -> tuple[torch.nn.Module, int]:
+    """A run's network with the weights of its checkpoint ``path`` (loaded with weights_only=True),
+    in train mode, and the checkpoint's 0-based epoch."""
+    model = run_model(config, info, device)
+    state = load_checkpoint(path, map_location=device)
+    model.load_state_dict(state["model"])
+    return model, state["epoch"]
+
+
+def channels_last(tensor_or_model):
+    """An image batch or a model in the channels_last layout, the suite's on every device. On CUDA it
+    speeds up convolutions; on a CPU (2 threads, torch 2.14) a small-CNN Fast-AT iteration at batch
+    128 took 39 ms against 69 ms (max-pooling alone 12x faster), PreActResNet-18 at batch 32 the
+    same in either layout. Tensors other than 4-D batches are returned unchanged."""
     if isinstance(tensor_or_model, torch.Tensor):
         return tensor_or_model.contiguous(memory_format=torch.channels_last) if tensor_or_model.dim() == 4 \
             else tensor_or_model
@@ -171,17 +187,15 @@ class Trainer:
         self.config, self.options, self.data, self.device, self.run_dir = config, options, data, device, run
         self.method = get_method(config.method)
         self.eps = config.eps / 255
-        info = data.info
         torch.manual_seed(config.seed)
-        self.model = build_model(config.arch, info.in_channels, info.num_classes, info.mean, info.std,
-                                 dropout=config.dropout).to(device)
+        self.model = run_model(config, data.info, device)
         self.cuda = device.type == "cuda"
         self.precision = method_precision(config.method)
         if self.cuda:
             torch.backends.cudnn.benchmark = True
             tf32 = self.precision != "fp32"
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
-        self.model = device_layout(self.model, device)
+        self.model = channels_last(self.model)
         self.graphs = use_cuda_graphs(options, device)
         self.optimizer = make_sgd(self.model.parameters(), lr=config.lr, momentum=config.momentum,
                                   weight_decay=config.weight_decay, device=device, tensor_lr=self.graphs)
@@ -294,7 +308,7 @@ class Trainer:
         start = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not self.options.progress)
         for i, (x, y) in enumerate(bar):
-            x = device_layout(x, self.device)
+            x = channels_last(x)
             if self.graphed is not None and len(y) == config.batch_size and self.graphed.accepts(x):
                 loss, logits = self.graphed(x, y)
             else:                                          # eager; with graphs, the last partial batch
