@@ -1,11 +1,13 @@
 """suite.models.layers: torch's convolution and batch norm with a faster double backward; same math."""
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from suite.models import layers
-from suite.models.layers import BatchNorm2d, Conv2d, conv2d, second_order
+from suite.models.layers import BatchNorm2d, Conv2d, MaxPool2d, conv2d, second_order
 
 CASES = [  # stride, padding, dilation, groups, bias, kernel
     (1, 1, 1, 1, False, 3),
@@ -89,8 +91,10 @@ def test_outside_second_order_or_without_autograd_the_layers_are_torchs():
     x = torch.rand(2, 3, 6, 6, requires_grad=True)
     assert type(bn(conv(x)).grad_fn).__name__ == "NativeBatchNormBackward0"
     assert type(conv(x).grad_fn).__name__ == "ConvolutionBackward0"
+    assert type(MaxPool2d(2)(x).grad_fn).__name__ == "MaxPool2DWithIndicesBackward0"
     with second_order():
         assert type(conv(x).grad_fn).__name__ == "_Conv2dBackward"
+        assert type(MaxPool2d(2)(x).grad_fn).__name__ == "_MaxPoolBackward"
         assert type(bn(conv(x)).grad_fn).__name__ == "_BatchNormBackward"
         with torch.no_grad():
             out = conv(x)
@@ -214,3 +218,78 @@ def test_second_order_methods_give_torchs_gradients_on_a_batch_norm_network(meth
     tol = dict(rtol=1e-9, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-3, atol=1e-5)
     for a, b in zip(ours, torchs, strict=True):
         torch.testing.assert_close(a, b, **tol)
+
+
+def test_second_order_keeps_a_grayscale_first_layer_in_channels_last():
+    # A one-input-channel weight's channels_last strides are ambiguous; view_as used to recompute
+    # them as contiguous, and the layer's output (and every layer after it) left the layout
+    torch.manual_seed(0)
+    conv = Conv2d(1, 8, 3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 1, 8, 8).contiguous(memory_format=torch.channels_last)
+    with second_order():
+        out = conv(x)
+    assert out.grad_fn is not None and type(out.grad_fn).__name__ == "_Conv2dBackward"
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    torch.testing.assert_close(out, F.conv2d(x, conv.weight, conv.bias, padding=1))
+
+
+POOLS = [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2, ceil_mode=True)]
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("conf", POOLS)
+def test_max_pool_first_and_second_derivatives_pass_gradcheck(conf, layout):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 7, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    pool = MaxPool2d(**conf)
+
+    def f(t):
+        with second_order():
+            return pool(t)
+
+    assert torch.autograd.gradcheck(f, (x,))
+    assert torch.autograd.gradgradcheck(f, (x,))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_max_pool_double_backward_matches_torchs_and_keeps_the_layout(layout):
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 8, 8, dtype=torch.float64).contiguous(memory_format=layout)
+    w = torch.randn(4, 6, 4, 4, dtype=torch.float64).contiguous(memory_format=layout)
+    v = torch.randn_like(x)
+
+    def second(pool, wrap):
+        xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+        with wrap():
+            (gx,) = torch.autograd.grad((pool(xg) * wg).square().sum(), xg, create_graph=True)
+        return gx, torch.autograd.grad((gx * v).sum(), wg)[0]
+
+    gx, gw = second(MaxPool2d(2), second_order)
+    gx_torch, gw_torch = second(nn.MaxPool2d(2), contextlib.nullcontext)
+    assert type(gx.grad_fn).__name__ == "_MaxPoolBackwardBackward"
+    torch.testing.assert_close(gx, gx_torch, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gw, gw_torch, rtol=1e-12, atol=1e-12)
+    if layout == torch.channels_last:
+        assert gx.is_contiguous(memory_format=layout) and not gx.is_contiguous()
+
+
+@pytest.mark.parametrize("method", ["fast_bat", "fast_at_ga"])
+def test_second_order_methods_give_torchs_gradients_on_the_grayscale_small_cnn(method, monkeypatch):
+    from suite.methods import get_method, resolve_hparams
+    from suite.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 1, 10, [0.5], [0.25]).to(torch.float64).to(memory_format=torch.channels_last)
+    x = torch.rand(6, 1, 28, 28, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (6,))
+
+    def gradients():
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(1)
+        get_method(method).step(model, x, y, 8 / 255, **resolve_hparams(method, 8))
+        return [p.grad.clone() for p in model.parameters()]
+
+    ours = gradients()
+    monkeypatch.setattr(f"suite.methods.{method}.second_order", contextlib.nullcontext)   # torch's own nodes
+    for a, b in zip(ours, gradients(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)

@@ -15,7 +15,10 @@ passes over the activations; :class:`BatchNorm2d` gives its backward a hand-deri
 ten (:class:`_BatchNormBackward`). On a CPU, PreActResNet-18 at batch 32, the two cut Fast-BAT's
 double backward from about 630 to 440 ms.
 
-Both are drop-in replacements for the torch modules (same parameters, buffers and state dict).
+Max-pooling's double backward is torch's gather, but in the channels_last layout the suite trains
+in (:class:`MaxPool2d`); torch's returns a contiguous gradient that every layer below converts.
+
+All three are drop-in replacements for the torch modules (same parameters, buffers and state dict).
 They build their own autograd nodes only inside :func:`second_order`, around the forward passes
 whose graph is differentiated twice; everywhere else (first-order training, attacks,
 evaluation) they are the torch modules, without the Python nodes' overhead.
@@ -178,6 +181,64 @@ class _BatchNormBackward(torch.autograd.Function):
         return d_gy.to(dtypes[0]), d_x.to(dtypes[1]), d_w.to(dtypes[2]), None, None, None
 
 
+class MaxPool2d(nn.MaxPool2d):
+    """Max-pooling whose double backward keeps the channels_last layout.
+
+    The derivative of max-pooling's backward with respect to its upstream gradient is a gather
+    at the pooled indices. torch gathers over flattened contiguous rows and hands a
+    channels_last network a contiguous gradient, which every layer below then converts back
+    (on a CPU, small CNN at batch 128, about 10% of a Fast-BAT step went to those copies and
+    to kernels reading mixed layouts). :class:`_MaxPoolBackward` gathers in the indices' layout.
+    """
+
+    def forward(self, input):
+        if self.return_indices or not _custom_nodes(input):
+            return super().forward(input)
+        conf = tuple(_pair(v) for v in (self.kernel_size, self.stride or self.kernel_size, self.padding,
+                                        self.dilation)) + (self.ceil_mode,)
+        return _MaxPool.apply(_graph_node(input), conf)
+
+
+class _MaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, conf):
+        out, indices = torch.ops.aten.max_pool2d_with_indices(x, *conf)
+        ctx.save_for_backward(x, indices)
+        ctx.conf = conf
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, indices = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _MaxPoolBackward.apply(grad_out, x, indices, ctx.conf), None
+        return torch.ops.aten.max_pool2d_with_indices_backward(grad_out, x, *ctx.conf, indices), None
+
+
+class _MaxPoolBackward(torch.autograd.Function):
+    """Max-pooling's input gradient; its own gradient (in the upstream gradient; in the input it is
+    zero almost everywhere, as in torch) gathers at the indices without leaving their layout."""
+
+    @staticmethod
+    def forward(ctx, grad_out, x, indices, conf):
+        ctx.save_for_backward(indices)
+        ctx.spatial = x.shape[2:]
+        return torch.ops.aten.max_pool2d_with_indices_backward(grad_out, x, *conf, indices)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, u):
+        (indices,) = ctx.saved_tensors
+        n, c, h, w = indices.shape
+        if indices.is_contiguous(memory_format=torch.channels_last) and not indices.is_contiguous():
+            # (N, H, W, C) rows: gather along the flattened spatial axis, channels innermost
+            gathered = u.permute(0, 2, 3, 1).reshape(n, -1, c).gather(1, indices.permute(0, 2, 3, 1).reshape(n, -1, c))
+            grad = gathered.view(n, h, w, c).permute(0, 3, 1, 2)
+        else:
+            grad = u.reshape(n, c, -1).gather(2, indices.reshape(n, c, -1)).view(n, c, h, w)
+        return grad, None, None, None
+
+
 def _custom_nodes(*tensors):
     """Inside :func:`second_order`, recording autograd, for an input that needs a gradient."""
     return (_SECOND_ORDER.get() and torch.is_grad_enabled()
@@ -197,9 +258,11 @@ def _wanted(ctx, n):
 
 
 def _graph_node(t):
-    """A leaf behind a view: the engine says whether it will run a graph node, but not a leaf's
-    under ``autograd.grad``."""
-    return t.view_as(t) if t is not None and t.requires_grad and t.grad_fn is None else t
+    """A leaf behind an alias: the engine says whether it will run a graph node, but not a leaf's
+    under ``autograd.grad``. ``aten.alias`` keeps the strides as they are; ``view_as`` would
+    recompute them, and a channels_last weight with one input channel (a first layer on
+    grayscale images) would come out contiguous and take every layer after it out of the layout."""
+    return torch.ops.aten.alias(t) if t is not None and t.requires_grad and t.grad_fn is None else t
 
 
 def _backward(grad_out, x, weight, stride, padding, dilation, groups, mask):

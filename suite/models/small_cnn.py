@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from suite.models.layers import Conv2d
+from suite.models.layers import Conv2d, MaxPool2d
 
 
 class SmallCNN(nn.Module):
@@ -19,10 +19,10 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(
             Conv2d(in_channels, 32, 3, padding=1),
             nn.ReLU(),
-            nn.MaxPool2d(2),
+            MaxPool2d(2),
             Conv2d(32, 64, 3, padding=1),
             nn.ReLU(),
-            nn.MaxPool2d(2),
+            MaxPool2d(2),
             nn.AdaptiveAvgPool2d(4),
         )
         self.classifier = nn.Sequential(
