@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import torch
 
+from .records import warn
+
 WARMUP_ITERATIONS = 3
 
 
@@ -128,3 +130,51 @@ class GraphedIteration:
                 # No buffer yet means SGD's first step (buffer = gradient): a zero buffer gives exactly that.
                 buf.copy_(value) if value is not None else buf.zero_()
         torch.cuda.set_rng_state(rng, self.static_x.device)
+
+
+class GraphedFunction:
+    """Replays a pure function of tensors, ``fn(*tensors) -> tuple of tensors``, from a CUDA graph.
+
+    For loops that call the same work on same-shaped tensors many times without changing any
+    state, such as an evaluation attack's iterates (the model in eval mode, only an input
+    gradient). The graph is captured at the first call, after a warm-up on a side stream; each
+    later call must pass tensors of the first call's shapes, which are copied into the static
+    inputs before the replay. The outputs are the graph's static tensors: the
+    next call overwrites them, so read or copy them first (passing them back in is fine).
+
+    If capture fails the function runs eagerly from then on, after a warning: an evaluation
+    that ends a long run is not lost to an operation that cannot be captured.
+    """
+
+    def __init__(self, fn, warmup: int = WARMUP_ITERATIONS):
+        self.fn, self.warmup = fn, warmup
+        self.graph, self.failed = None, False
+
+    def __call__(self, *args: torch.Tensor):
+        if self.failed:
+            return self.fn(*args)
+        if self.graph is None:
+            try:
+                self._capture(args)
+            except RuntimeError as err:
+                self.failed = True
+                warn(f"CUDA graph capture failed ({err}); running {getattr(self.fn, '__name__', 'it')} eagerly")
+                return self.fn(*args)
+        for static, a in zip(self.static_in, args, strict=True):
+            static.copy_(a)
+        self.graph.replay()
+        return self.static_out
+
+    def _capture(self, args) -> None:
+        self.static_in = tuple(a.clone() for a in args)
+        stream = torch.cuda.current_stream(args[0].device)
+        side = torch.cuda.Stream(device=args[0].device)
+        side.wait_stream(stream)
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup):
+                self.fn(*self.static_in)
+        stream.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.static_out = self.fn(*self.static_in)
+        self.graph = graph

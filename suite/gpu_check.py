@@ -11,21 +11,26 @@ the precision cosines, and the evaluation and data-pipeline ratios of ``suite be
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
+from pathlib import Path
 
 import torch
 
-from .bench import (METHOD_VARIANTS, Settings, bench_eval, bench_pipeline, interleaved, medians, peak_memory,
-                    resolve)
+from .attacks import uniform_init
+from .bench import (METHOD_VARIANTS, Settings, _progress, bench_eval, bench_pipeline, calibrate_eps, interleaved,
+                    medians, peak_memory, resolve)
 from .cuda_graphs import GraphedIteration, make_sgd
 from .data import DATASETS
 from .errors import SuiteError
+from .eval import pgd_broken
 from .methods import get_method, resolve_hparams
 from .methods import precision as method_precision
 from .models import build_model
 from .precision import gradient_cosines, tf32
+from .records import write_json
 from .reference_impl import fast_at_ga_reference, fast_bat_reference
 from .train import channels_last, training_autocast
 
@@ -33,6 +38,7 @@ ARCH, DATASET, BATCH, EPS = "preact_resnet18", "cifar10", 128, 8.0
 PARITY = dict(batch=32, iterations=4, tolerance=1e-4)
 RUNS_PER_GPU = (1, 2, 4, 8)
 THROUGHPUT_ITERS = 40
+EVAL_GRAPHS = dict(points=1000, steps=50, restarts=2)    # one batch of the Trainer's CUDA evaluation size
 
 
 def _batch(batch: int, device, seed: int = 0):
@@ -66,13 +72,9 @@ def graph_eager_parity(method: str, overrides: dict | None = None, iterations: i
     """Train ``iterations`` steps eagerly and from a CUDA graph (fp32, deterministic algorithms, a
     learning rate that changes every step); the largest parameter difference relative to the
     parameter's largest entry."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     device = torch.device("cuda")
     batches = [_batch(batch, device, seed + i) for i in range(iterations)]
-    saved = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-    try:
+    with deterministic():
         def train(graphed: bool):
             torch.manual_seed(seed)
             model, optimizer, iteration = _trainable(method, overrides or {}, device, lr=0.05, fp32=True)
@@ -90,12 +92,65 @@ def graph_eager_parity(method: str, overrides: dict | None = None, iterations: i
             return [t.detach().float().clone() for t in model.state_dict().values() if t.is_floating_point()]
 
         eager, graphed = train(False), train(True)
-    finally:
-        torch.use_deterministic_algorithms(saved[0])
-        torch.backends.cudnn.benchmark = saved[1]
     diff = max(float((a - b).abs().max() / a.abs().max().clamp_min(1e-12)) for a, b in zip(eager, graphed))
     moved = max(float((a - b).abs().max()) for a, b in zip(eager, train_start(method, overrides, seed)))
     return {"method": method, "max_rel_diff": diff, "trained": moved > 0}
+
+
+@contextlib.contextmanager
+def deterministic():
+    """Deterministic algorithms and no cuDNN autotuning: eager and graphed runs take the same kernels."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    saved = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.backends.cudnn.benchmark = saved[1]
+
+
+def _eval_problem(points: int, seed: int = 0, device="cuda"):
+    """A PGD problem that needs no training data: PreActResNet-18 at initialization, in eval mode, on
+    random CIFAR-shaped points labelled with its own predictions, at the eps where PGD-10 breaks
+    about half of them."""
+    torch.manual_seed(seed)
+    info = DATASETS[DATASET]
+    model = build_model(ARCH, info.in_channels, info.num_classes, info.mean, info.std)
+    model = channels_last(model.to(device)).eval()
+    x, _ = _batch(points, torch.device(device), seed)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return model, x, y, calibrate_eps(model, x, y)
+
+
+def eval_graph_parity(early_exit: bool, points: int = 256, batch: int = 128, steps: int = 10, restarts: int = 2,
+                      seed: int = 0, device="cuda") -> dict:
+    """PGD evaluation eagerly and with CUDA graphs, from the same random starts (deterministic
+    algorithms): whether they break the same points."""
+    model, x, y, eps = _eval_problem(points, seed, device)
+    starts = torch.stack([uniform_init(x, eps) for _ in range(restarts)])
+    with deterministic():
+        eager, graphed = (pgd_broken(model, x, y, eps, steps, restarts, early_exit=early_exit, batch_size=batch,
+                                     start=lambda idx, r: starts[r][idx], graphs=graphs) for graphs in (False, True))
+    return {"early_exit": early_exit, "equal": torch.equal(eager, graphed), "broken": int(eager.sum()),
+            "points": points}
+
+
+def eval_times(reps: int, warmup: int, points: int = EVAL_GRAPHS["points"], steps: int = EVAL_GRAPHS["steps"],
+               restarts: int = EVAL_GRAPHS["restarts"]) -> dict:
+    """The full PGD attack (every point, restart and step) on one evaluation batch of PreActResNet-18,
+    eagerly and with CUDA graphs (capture included, once per call as in an evaluation)."""
+    model, x, y, eps = _eval_problem(points)
+    fns = {mode: (lambda graphs=graphs: pgd_broken(model, x, y, eps, steps, restarts, early_exit=False,
+                                                   batch_size=points, graphs=graphs))
+           for mode, graphs in (("eager", False), ("graphs", True))}
+    med = medians(interleaved(fns, reps, warmup, torch.device("cuda")))
+    iterates = steps * restarts
+    return {"attack": f"PGD-{steps}-{restarts}", "batch": points, "eps": 255 * eps,
+            "ms_per_iterate": {m: 1e3 * t / iterates for m, t in med.items()},
+            "speedup": med["eager"] / med["graphs"]}
 
 
 def train_start(method, overrides, seed):
@@ -203,68 +258,183 @@ def runs_per_gpu_throughput(graphs: bool, iters: int = THROUGHPUT_ITERS) -> dict
 
 # -- the check ------------------------------------------------------------------------------
 
-def run_gpu_check(data_dir="data", seed: int = 0) -> dict:
+TRAINED_RUN = dict(method="fast_bat", dataset="fashion_mnist", arch=ARCH, eps=EPS, epochs=3, test_points=1000,
+                   aa_points=0, co_points=0)
+
+
+def trained_run(data_dir, seed: int = 0, device="cuda", **overrides) -> dict:
+    """A short real run on this GPU (the Trainer, its CUDA graphs and graphed evaluation, on
+    Fashion-MNIST): its epoch and evaluation wall times, its results, and the precision cosines at
+    its last checkpoint, where precision matters (a trained network; at initialization GradAlign's
+    sampling noise is far smaller)."""
+    import tempfile
+
+    from .bench import bench_precision
+    from .config import RunConfig, RunOptions
+    from .train import execute
+
+    config = RunConfig(**{**TRAINED_RUN, **overrides}, seed=seed)
+    with tempfile.TemporaryDirectory() as results:
+        options = RunOptions(results_dir=Path(results), data_dir=Path(data_dir), device=device, download=False,
+                             progress=False, wandb="disabled")
+        started = time.perf_counter()
+        summary = execute(config, options)
+        wall = time.perf_counter() - started
+        run_dir = Path(results) / "runs" / summary["run_id"]
+        s, torch_device = resolve(Settings(device=device, precision_run=run_dir, data_dir=Path(data_dir), seed=seed))
+        precision = bench_precision(s, torch_device)
+    epochs = summary["epoch_seconds"] * config.epochs
+    return {"config": {k: v for k, v in config.to_dict().items() if k in {*TRAINED_RUN, *overrides, "seed"}},
+            "wall_s": wall, "epoch_s": summary["epoch_seconds"], "after_training_s": wall - epochs,
+            "cuda_graphs": summary.get("cuda_graphs"),
+            "results": {m: {k: summary[m][k] for k in ("sa", "ra_pgd")} for m in ("best", "last")},
+            "precision": precision}
+
+
+PARTS = ("parity", "eval_parity", "iterations", "trained_run", "eval_graphs", "eval", "pipeline", "precision_init",
+         "runs_per_gpu")
+
+
+def run_gpu_check(data_dir="data", seed: int = 0, parts=PARTS, record: Path | None = None) -> dict:
+    """Every part of the check, in order; a part that raises is recorded as failed and the next one
+    runs. ``record``: a JSON file rewritten after each part (what a cut-off session keeps)."""
     if not torch.cuda.is_available():
         raise SuiteError("suite bench --gpu-check needs a CUDA GPU; none is visible here")
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise SuiteError(f"unknown gpu-check part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
     started = time.perf_counter()
-    out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
-    parity = [graph_eager_parity(method, overrides) for _, method, overrides in METHOD_VARIANTS]
-    out["parity"] = parity
-    out["random_replays_differ"] = replays_draw_new_random_numbers()
-    out["iterations"] = iteration_times(reps=10, warmup=2)
-    out["runs_per_gpu"] = {"eager": runs_per_gpu_throughput(False), "graphs": runs_per_gpu_throughput(True)}
-    info = DATASETS[DATASET]
-    model = build_model(ARCH, info.in_channels, info.num_classes, info.mean, info.std).cuda()
-    x, y = _batch(64, torch.device("cuda"), seed)
-    out["precision"] = gradient_cosines(model, x.contiguous(), y, EPS / 255, seed=seed)
+    out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "seconds": {}, "errors": {}}
     s, device = resolve(Settings(device="cuda", reps=3, warmup=1, images=8192, eval_points=1000, eval_reps=2,
-                                 data_dir=data_dir, seed=seed))
-    try:
-        out["pipeline"] = bench_pipeline(s, device)
-    except ImportError as err:                      # the DataLoader side uses torchvision's transforms
-        out["pipeline"] = {"skipped": f"needs torchvision ({err})"}
-    out["eval"] = bench_eval(s, device)
-    out["seconds"] = time.perf_counter() - started
-    failures = [f"{p['method']}: graph replay and eager differ by {p['max_rel_diff']:.2e}"
-                for p in parity if not p["max_rel_diff"] < PARITY["tolerance"] or not p["trained"]]
-    if not out["random_replays_differ"]:
-        failures.append("graph replays drew the same random numbers")
-    out["failures"] = failures
+                                 data_dir=Path(data_dir), seed=seed))
+
+    def pipeline():
+        try:
+            return bench_pipeline(s, device)
+        except ImportError as err:                   # the DataLoader side uses torchvision's transforms
+            return {"skipped": f"needs torchvision ({err})"}
+
+    def precision_init():
+        info = DATASETS[DATASET]
+        torch.manual_seed(seed)
+        model = build_model(ARCH, info.in_channels, info.num_classes, info.mean, info.std).cuda()
+        x, y = _batch(64, device, seed)
+        return gradient_cosines(model, x.contiguous(), y, EPS / 255, seed=seed)
+
+    measure = {
+        "parity": lambda: [{"name": name, **graph_eager_parity(method, overrides)}
+                           for name, method, overrides in METHOD_VARIANTS]
+                          + [{"method": "random numbers", "replays_differ": replays_draw_new_random_numbers()}],
+        "eval_parity": lambda: [eval_graph_parity(early_exit) for early_exit in (False, True)],
+        "iterations": lambda: iteration_times(reps=10, warmup=2),
+        "trained_run": lambda: trained_run(data_dir, seed),
+        "eval_graphs": lambda: eval_times(reps=3, warmup=1),
+        "eval": lambda: bench_eval(s, device),
+        "pipeline": pipeline,
+        "precision_init": precision_init,
+        "runs_per_gpu": lambda: {"eager": runs_per_gpu_throughput(False), "graphs": runs_per_gpu_throughput(True)},
+    }
+    for part in [p for p in PARTS if p in parts]:
+        _progress(f"gpu-check: {part}")
+        begun = time.perf_counter()
+        try:
+            out[part] = measure[part]()
+        except Exception as err:                     # noqa: BLE001 - one broken part must not lose the others
+            out["errors"][part] = f"{type(err).__name__}: {err}"
+        out["seconds"][part] = time.perf_counter() - begun
+        out["seconds"]["total"] = time.perf_counter() - started
+        out["failures"] = failures(out)
+        if record is not None:
+            write_json(Path(record), out)
     return out
 
 
+def failures(out: dict) -> list[str]:
+    found = [f"{part}: {error}" for part, error in out["errors"].items()]
+    for p in out.get("parity", []):
+        if p["method"] == "random numbers":
+            if not p["replays_differ"]:
+                found.append("graph replays drew the same random numbers")
+        elif not p["max_rel_diff"] < PARITY["tolerance"] or not p["trained"]:
+            found.append(f"{p['name']}: graph replay and eager execution differ by {p['max_rel_diff']:.2e}")
+    found += [f"PGD evaluation ({'early exit' if p['early_exit'] else 'full attack'}): graph replay and eager "
+              f"execution break different points" for p in out.get("eval_parity", []) if not p["equal"]]
+    return found
+
+
 def format_gpu_check(r: dict) -> str:
-    it = r["iterations"]
-    lines = [f"suite bench --gpu-check on {r['device']}, torch {r['torch']} ({r['seconds']:.0f} s); {ARCH}, "
-             f"batch {BATCH}, eps {EPS:g}/255, training precision per method",
-             "",
-             f"{'method':<14}{'eager ms':>9}{'graph ms':>9}{'speedup':>8}{'eager/FAT':>10}{'graph/FAT':>10}"
-             f"{'peak MiB':>9}{'graph MiB':>10}{'parity':>10}"]
-    for (name, method, _), p in zip(METHOD_VARIANTS, r["parity"]):
-        mem = it["peak_memory_eager"][name]
-        lines.append(f"{name:<14}{1e3 * it['eager_s'][name]:9.2f}{1e3 * it['graph_s'][name]:9.2f}"
-                     f"{it['speedup'][name]:8.2f}{it['eager_over_fast_at'][name]:10.2f}"
-                     f"{it['graph_over_fast_at'][name]:10.2f}{(mem or 0) / 2**20:9.0f}"
-                     f"{it['memory_graph_capture'][name] / 2**20:10.0f}{p['max_rel_diff']:10.1e}")
-    for n in ("fast_bat", "fast_at_ga"):
-        lines.append(f"{n + ' reference':<24} {1e3 * it['reference_s'][n]:.2f} ms eager, "
-                     f"{it['reference_over_suite'][n]:.2f}x the suite's eager step")
-    for mode, t in r["runs_per_gpu"].items():
-        lines.append(f"runs per GPU ({mode}), Fast-AT iterations/s relative to one process: "
-                     + ", ".join(f"K={k}: {v:.2f}" for k, v in t["over_one"].items()))
-    lines.append("gradient cosine to float64 (PreActResNet-18, batch 64, init): "
-                 + "; ".join(f"{m} " + ", ".join(f"{k} {v:.4f}" for k, v in row.items())
-                             for m, row in r["precision"].items()))
-    p = r["pipeline"]
-    lines.append("pipeline: " + (f"skipped ({p['skipped']})" if "skipped" in p else
-                                 f"{p['compared_dataloader']} / device loader epoch: "
-                                 f"{p['dataloader_over_device_loader']['train']:.2f} (training), "
-                                 f"{p['dataloader_over_device_loader']['data']:.2f} (data only)"))
-    e = r["eval"]
-    lines.append("eval: " + (f"skipped ({e['skipped']})" if "skipped" in e else
-                             f"early-exit / full {e['attack']}: {e['cost_ratio']:.2f} in time, {e['work_ratio']:.2f} "
-                             f"in work; robust acc {e['robust_acc']['early_exit']:.1f} vs {e['robust_acc']['full']:.1f}"))
-    lines.append("random numbers differ between replays: " + ("yes" if r["random_replays_differ"] else "NO"))
-    lines.append("PASSED: graph replay trains as eager execution for every method" if not r["failures"]
+    """The check's figures as one readable table; parts that were not run or failed say so."""
+    lines = [f"suite bench --gpu-check on {r['device']}, torch {r['torch']} ({r['seconds'].get('total', 0):.0f} s); "
+             f"{ARCH}, batch {BATCH}, eps {EPS:g}/255, training precision per method", ""]
+    it, parity = r.get("iterations"), {p["name"]: p for p in r.get("parity", []) if "max_rel_diff" in p}
+    if it or parity:
+        lines.append(f"{'method':<14}{'eager ms':>9}{'graph ms':>9}{'speedup':>8}{'eager/FAT':>10}{'graph/FAT':>10}"
+                     f"{'peak MiB':>9}{'graph MiB':>10}{'parity':>10}")
+        for name, _, _ in METHOD_VARIANTS:
+            cells = [f"{name:<14}"]
+            if it:
+                mem, graph_mem = it["peak_memory_eager"][name], it["memory_graph_capture"][name]
+                cells += [f"{1e3 * it['eager_s'][name]:9.2f}", f"{1e3 * it['graph_s'][name]:9.2f}",
+                          f"{it['speedup'][name]:8.2f}", f"{it['eager_over_fast_at'][name]:10.2f}",
+                          f"{it['graph_over_fast_at'][name]:10.2f}", f"{(mem or 0) / 2**20:9.0f}",
+                          f"{graph_mem / 2**20:10.0f}"]
+            else:
+                cells.append(f"{'(iteration times not run)':>63}")
+            p = parity.get(name)
+            cells.append(f"{p['max_rel_diff']:10.1e}" if p else f"{'-':>10}")
+            lines.append("".join(cells))
+    if it:
+        for n in ("fast_bat", "fast_at_ga"):
+            lines.append(f"{n + ' reference':<24} {1e3 * it['reference_s'][n]:.2f} ms eager, "
+                         f"{it['reference_over_suite'][n]:.2f}x the suite's eager step")
+    for p in r.get("parity", []):
+        if p["method"] == "random numbers":
+            lines.append("random numbers differ between replays: " + ("yes" if p["replays_differ"] else "NO"))
+    if "eval_parity" in r:
+        lines.append("PGD evaluation, graphed vs eager from the same starts, same points broken: "
+                     + ", ".join(f"{'early exit' if p['early_exit'] else 'full attack'} "
+                                 f"{'yes' if p['equal'] else 'NO'} ({p['broken']}/{p['points']} broken)"
+                                 for p in r["eval_parity"]))
+    if "eval_graphs" in r:
+        t = r["eval_graphs"]
+        lines.append(f"PGD evaluation iterate ({t['attack']}, one batch of {t['batch']}, {ARCH}): "
+                     f"{t['ms_per_iterate']['eager']:.2f} ms eager, {t['ms_per_iterate']['graphs']:.2f} ms graphed "
+                     f"({t['speedup']:.2f}x, capture included)")
+    if "trained_run" in r:
+        t = r["trained_run"]
+        c = t["config"]
+        lines.append(f"trained run ({c['method']}, {c['arch']}, {c['dataset']}, eps {c['eps']:g}, {c['epochs']} epochs, "
+                     f"graphs {t['cuda_graphs']}): {t['epoch_s']:.1f} s per epoch, {t['after_training_s']:.1f} s "
+                     f"of final evaluation (PGD-50-10 on {c['test_points']} test points, twice), {t['wall_s']:.0f} s "
+                     f"in all; best SA/RA {t['results']['best']['sa']:.1f}/{t['results']['best']['ra_pgd']:.1f}")
+        pr = t["precision"]
+        lines.append(f"gradient cosine to float64 at {pr['at']}, batch {pr['batch']}: " + _cosines(pr["cosines"]))
+    if "precision_init" in r:
+        lines.append(f"gradient cosine to float64 at initialization ({ARCH}, batch 64): "
+                     + _cosines(r["precision_init"]))
+    if "runs_per_gpu" in r:
+        for mode, t in r["runs_per_gpu"].items():
+            lines.append(f"runs per GPU ({mode}), Fast-AT iterations/s relative to one process: "
+                         + ", ".join(f"K={k}: {v:.2f}" for k, v in t["over_one"].items()))
+    if "pipeline" in r:
+        p = r["pipeline"]
+        lines.append("pipeline: " + (f"skipped ({p['skipped']})" if "skipped" in p else
+                                     f"{p['compared_dataloader']} / device loader epoch: "
+                                     f"{p['dataloader_over_device_loader']['train']:.2f} (training), "
+                                     f"{p['dataloader_over_device_loader']['data']:.2f} (data only)"))
+    if "eval" in r:
+        e = r["eval"]
+        lines.append("eval: " + (f"skipped ({e['skipped']})" if "skipped" in e else
+                                 f"early-exit / full {e['attack']}: {e['cost_ratio']:.2f} in time, "
+                                 f"{e['work_ratio']:.2f} in work; robust acc {e['robust_acc']['early_exit']:.1f} vs "
+                                 f"{e['robust_acc']['full']:.1f}"))
+    not_run = [p for p in PARTS if p not in r and p not in r["errors"]]
+    if not_run:
+        lines.append("not run: " + ", ".join(not_run))
+    lines.append("PASSED: graph replay trains and evaluates as eager execution" if not r["failures"]
                  else "FAILED:\n  " + "\n  ".join(r["failures"]))
     return "\n".join(lines)
+
+
+def _cosines(table: dict) -> str:
+    return "; ".join(f"{m} " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()) for m, row in table.items())

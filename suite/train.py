@@ -340,7 +340,8 @@ class Trainer:
         with self.eval_rng():
             row = {"val_clean_acc": clean_accuracy(self.model, d.val_x, d.val_y, batch_size=self.eval_batch),
                    "val_robust_acc": robust_accuracy(self.model, d.val_x, d.val_y, self.eps, c.val_pgd_steps,
-                                                     c.val_pgd_restarts, batch_size=self.eval_batch)}
+                                                     c.val_pgd_restarts, batch_size=self.eval_batch,
+                                                     graphs=self.graphs)}
             if c.co_points:
                 x = d.train_x[:c.co_points].float().div(255)
                 row.update(co_diagnostics(self.model, x, d.train_y[:c.co_points], self.eps, c.val_pgd_steps))
@@ -380,7 +381,7 @@ class Trainer:
                  "test points ...")
         with self.eval_rng():
             robust = pgd_robust(self.model, d.test_x, d.test_y, self.eps, c.pgd_steps, c.pgd_restarts,
-                                batch_size=self.eval_batch)
+                                batch_size=self.eval_batch, graphs=self.graphs)
             result = {"sa": clean_accuracy(self.model, d.test_x, d.test_y, batch_size=self.eval_batch),
                       "ra_pgd": percent(robust), "ra_aa": None, "ra_pgd_aa_subset": None}
             if c.aa_points:

@@ -101,3 +101,26 @@ def test_replays_draw_new_random_numbers():
     from suite.gpu_check import replays_draw_new_random_numbers
 
     assert replays_draw_new_random_numbers()
+
+
+def test_a_function_whose_capture_fails_runs_eagerly_after_a_warning(monkeypatch, capsys):
+    from suite.cuda_graphs import GraphedFunction
+
+    def double(x):
+        return (2 * x,)
+
+    graphed = GraphedFunction(double)
+    monkeypatch.setattr(graphed, "_capture", lambda args: (_ for _ in ()).throw(RuntimeError("not capturable")))
+    x = torch.arange(3.0)
+    assert torch.equal(graphed(x)[0], 2 * x) and torch.equal(graphed(x + 1)[0], 2 * x + 2)
+    assert graphed.failed
+    assert capsys.readouterr().err.count("CUDA graph capture failed (not capturable)") == 1
+
+
+@needs_cuda
+@pytest.mark.parametrize("early_exit", [False, True])
+def test_graphed_pgd_breaks_the_points_eager_pgd_breaks(early_exit):
+    from suite.gpu_check import eval_graph_parity
+
+    result = eval_graph_parity(early_exit=early_exit, points=96, batch=32, steps=4, restarts=2)
+    assert result["equal"] and 0 < result["broken"] < 96, result

@@ -48,6 +48,9 @@ def register(subparsers) -> None:
                         help="one command for a GPU (a few minutes): assert that CUDA-graph replay trains as eager "
                              "execution for every method, and print eager/graphed iteration times, runs per GPU, "
                              "precision, eval and pipeline figures in one table")
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="with --gpu-check: rewrite FILE with every figure so far (JSON) after each part, so that "
+                             "a check cut short keeps what it measured")
     parser.add_argument("--seed", type=int, default=0, help="seed of the models and inputs")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON instead of the table")
     parser.set_defaults(func=main)
@@ -57,7 +60,7 @@ def main(args) -> int:
     if args.gpu_check:
         from ..gpu_check import format_gpu_check, run_gpu_check
 
-        result = run_gpu_check(data_dir=args.data_dir, seed=args.seed)
+        result = run_gpu_check(data_dir=args.data_dir, seed=args.seed, record=args.record)
         print(json.dumps(result, indent=2) if args.json else format_gpu_check(result))
         return 1 if result["failures"] else 0
     from ..bench import SECTIONS, Settings, format_report, run_bench

@@ -14,6 +14,11 @@ points). Shrinking the batch instead, as points break, left a GPU mostly idle: e
 trajectory wherever it runs (the model is in eval mode, so a point's logits do not depend on
 its batch), so given the same random start per point and restart the verdicts are those of
 the full attack (``start`` lets a test fix them).
+
+With ``graphs`` (on CUDA) every iterate run in a full batch, whether of the full attack or of
+early exit's refilled slots, is replayed from a CUDA graph (:class:`GraphedFunction`): one
+launch instead of a forward and backward pass's few hundred. Batches that are not full (a
+last partial batch, early exit's draining slots) run eagerly.
 """
 from __future__ import annotations
 
@@ -22,38 +27,58 @@ import torch
 import torch.nn.functional as F
 
 from ..attacks import project, uniform_init
+from ..cuda_graphs import GraphedFunction
 
 
 def pgd_broken(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, early_exit: bool = True,
-               batch_size: int | None = None, start=None) -> torch.Tensor:
+               batch_size: int | None = None, start=None, graphs: bool = False) -> torch.Tensor:
     """Boolean mask of the points of ``x`` that PGD-``steps``-``restarts`` breaks.
 
     ``batch_size``: points attacked at once (default all). ``start(points, restart)``: the
     random start of those points (a long tensor of indices into ``x``) for that restart;
-    default a fresh uniform draw.
+    default a fresh uniform draw. ``graphs``: replay full batches' iterates from a CUDA graph
+    (ignored off CUDA).
     """
     batch_size = min(batch_size or len(x), len(x))    # more slots than points would run restarts side by side
     start = start or (lambda points, restart: uniform_init(x[points], eps))
+    iterate = _Iterate(model, eps, batch_size, graphs and x.is_cuda)
     with torch.no_grad():
         broken = torch.cat([model(x[i:i + batch_size]).argmax(1) != y[i:i + batch_size]
                             for i in range(0, len(x), batch_size)])
     if early_exit:
-        return _refilled(model, x, y, eps, steps, restarts, batch_size, start, broken)
+        return _refilled(iterate, x, y, steps, restarts, batch_size, start, broken)
     for i in range(0, len(x), batch_size):
         idx = torch.arange(i, min(i + batch_size, len(x)), device=x.device)
         xa, ya = x[idx], y[idx]
         for r in range(restarts):
             delta = start(idx, r)
             for _ in range(steps):
-                grad, hit = _gradient(model, xa, ya, delta)
-                broken[idx[hit]] = True
-                delta = project(delta + eps / 4 * grad.sign(), xa, eps)
+                delta, hit = iterate(xa, ya, delta)
+                broken[idx] |= hit                         # no host sync, unlike indexing by the mask
             with torch.no_grad():
-                broken[idx[model(xa + delta).argmax(1) != ya]] = True
+                broken[idx] |= model(xa + delta).argmax(1) != ya
     return broken
 
 
-def _refilled(model, x, y, eps, steps, restarts, slots, start, broken):
+class _Iterate:
+    """One PGD iterate of a batch: ``(x, y, delta) -> (next delta, whether x + delta is misclassified)``;
+    from a CUDA graph for full batches when ``graphed``."""
+
+    def __init__(self, model, eps: float, slots: int, graphed: bool):
+        self.model, self.eps, self.slots = model, eps, slots
+        self.graphed = GraphedFunction(self.eager) if graphed else None
+
+    def eager(self, x, y, delta):
+        grad, hit = _gradient(self.model, x, y, delta)
+        return project(delta + self.eps / 4 * grad.sign(), x, self.eps), hit
+
+    def __call__(self, x, y, delta):
+        if self.graphed is not None and len(x) == self.slots:
+            return self.graphed(x, y, delta)
+        return self.eager(x, y, delta)
+
+
+def _refilled(iterate, x, y, steps, restarts, slots, start, broken):
     """Early exit with a batch kept full by refilling (see the module's docstring)."""
     broken_h = broken.cpu().numpy().copy()
     queue = ((r, i) for r in range(restarts) for i in range(len(x)))
@@ -77,9 +102,7 @@ def _refilled(model, x, y, eps, steps, restarts, slots, start, broken):
         if len(points) == 0:
             break
         idx = torch.as_tensor(points, device=x.device)
-        xa, ya = x[idx], y[idx]
-        grad, hit = _gradient(model, xa, ya, delta)           # iterate `checked` of each slot
-        delta = project(delta + eps / 4 * grad.sign(), xa, eps)
+        delta, hit = iterate(x[idx], y[idx], delta)           # iterate `checked` of each slot
         hit_h = hit.cpu().numpy()
         broken_h[points[hit_h]] = True
         checked += 1
@@ -98,19 +121,21 @@ def _gradient(model, x, y, delta):
 
 
 def robust_accuracy(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, batch_size: int = 512,
-                    early_exit: bool = True) -> float:
+                    early_exit: bool = True, graphs: bool = False) -> float:
     """PGD robust accuracy in percent over ``x`` (a tensor on the model's device), model in eval mode."""
-    return percent(pgd_robust(model, x, y, eps, steps, restarts, batch_size=batch_size, early_exit=early_exit))
+    return percent(pgd_robust(model, x, y, eps, steps, restarts, batch_size=batch_size, early_exit=early_exit,
+                              graphs=graphs))
 
 
 def pgd_robust(model, x, y, eps: float, steps: int = 50, restarts: int = 10, *, batch_size: int = 512,
-               early_exit: bool = True) -> torch.Tensor:
+               early_exit: bool = True, graphs: bool = False) -> torch.Tensor:
     """Per point of ``x``: True where PGD-``steps``-``restarts`` leaves it correctly classified
     (model in eval mode). :func:`robust_accuracy` is its mean; a subset's robust accuracy is the
     mean of its slice (the same attack, no new one)."""
     was_training = model.training
     model.eval()
-    broken = pgd_broken(model, x, y, eps, steps, restarts, early_exit=early_exit, batch_size=batch_size)
+    broken = pgd_broken(model, x, y, eps, steps, restarts, early_exit=early_exit, batch_size=batch_size,
+                        graphs=graphs)
     model.train(was_training)
     return ~broken
 
