@@ -158,7 +158,7 @@ class GraphedFunction:
                 self._capture(args)
             except RuntimeError as err:
                 self.failed = True
-                warn(f"CUDA graph capture failed ({err}); running {getattr(self.fn, '__name__', 'it')} eagerly")
+                warn(f"CUDA graph capture failed ({err}); running eagerly instead")
                 return self.fn(*args)
         for static, a in zip(self.static_in, args, strict=True):
             static.copy_(a)

@@ -600,6 +600,29 @@ def test_loader_reproducible():
     assert not all(torch.equal(p[0], q[0]) for p, q in zip(a, c))
 
 
+def test_loader_draws_its_random_numbers_in_the_per_batch_order_of_a_naive_loader():
+    """The epoch's draws come in one transfer, but they are the numbers a loader drawing batch by
+    batch (order; then per batch crop rows, crop columns, flips) takes, so runs keep their crops."""
+    x, y = make_data(23, h=8, w=8)
+    p, bs = 2, 5
+    g = torch.Generator().manual_seed(9)
+    expected = []
+    for _ in range(2):                                      # two epochs from one generator
+        order = torch.randperm(23, generator=g)
+        for start in range(0, 23, bs):
+            idx = order[start:start + bs]
+            dy = torch.randint(0, 2 * p + 1, (len(idx),), generator=g)
+            dx = torch.randint(0, 2 * p + 1, (len(idx),), generator=g)
+            flip = torch.rand(len(idx), generator=g) < 0.5
+            for i, k in enumerate(idx):
+                crop = windows(x[k], p)[int(dy[i]) * (2 * p + 1) + int(dx[i])]
+                expected.append(crop.flip(2) if flip[i] else crop)
+    loader = DeviceLoader(x, y, bs, shuffle=True, crop_padding=p, flip=True,
+                          generator=torch.Generator().manual_seed(9))
+    out = torch.cat([collect(loader)[0] for _ in range(2)])
+    assert torch.equal((out * 255).round().to(torch.uint8), torch.stack(expected))
+
+
 def test_loader_rejects_bad_input():
     x, y = make_data(4)
     with pytest.raises(ValueError):

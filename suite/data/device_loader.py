@@ -44,45 +44,46 @@ class DeviceLoader:
         n = self.x.shape[0]
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    # Random numbers are drawn on the generator's device, then moved to ours.
-    def _gen_device(self) -> torch.device:
-        return self.generator.device if self.generator is not None else torch.device("cpu")
-
-    def _randint(self, high: int, n: int) -> torch.Tensor:
-        r = torch.randint(0, high, (n,), generator=self.generator, device=self._gen_device())
-        return r.to(self.device)
-
-    def _crop(self, xb: torch.Tensor) -> torch.Tensor:
+    def _crop(self, xb: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
         p = self.crop_padding
         b, c, h, w = xb.shape
         padded = F.pad(xb, (p, p, p, p))
-        dy = self._randint(2 * p + 1, b)
-        dx = self._randint(2 * p + 1, b)
         rows = dy[:, None] + torch.arange(h, device=self.device)  # B x H
         cols = dx[:, None] + torch.arange(w, device=self.device)  # B x W
         bi = torch.arange(b, device=self.device)[:, None, None, None]
         ci = torch.arange(c, device=self.device)[None, :, None, None]
         return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
 
-    def _flip(self, xb: torch.Tensor) -> torch.Tensor:
-        mask = torch.rand(xb.shape[0], generator=self.generator, device=self._gen_device())
-        mask = (mask < 0.5).to(self.device)[:, None, None, None]
-        return torch.where(mask, xb.flip(3), xb)
+    def _epoch_draws(self, n: int, starts: list[int]) -> torch.Tensor:
+        """Every random number of an epoch, on our device: the order, then per batch the crop rows,
+        crop columns and flips, drawn in that order from the generator (on its own device) and
+        moved at once. Drawn batch by batch, each move to a GPU was a host sync, three a batch."""
+        dev = self.generator.device if self.generator is not None else torch.device("cpu")
+        order = (torch.randperm(n, generator=self.generator, device=dev) if self.shuffle
+                 else torch.arange(n, device=dev))
+        draws = [order]
+        for start in starts:
+            b = min(self.batch_size, n - start)
+            if self.crop_padding:
+                span = 2 * self.crop_padding + 1
+                draws += [torch.randint(0, span, (b,), generator=self.generator, device=dev) for _ in range(2)]
+            if self.flip:
+                draws.append((torch.rand(b, generator=self.generator, device=dev) < 0.5).long())
+        return torch.cat(draws).to(self.device)
 
     def __iter__(self):
         n = self.x.shape[0]
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator, device=self._gen_device())
-            order = order.to(self.device)
-        else:
-            order = torch.arange(n, device=self.device)
-        for start in range(0, n, self.batch_size):
-            if self.drop_last and start + self.batch_size > n:
-                break
+        starts = [s for s in range(0, n, self.batch_size) if not (self.drop_last and s + self.batch_size > n)]
+        draws = self._epoch_draws(n, starts)
+        order, at = draws[:n], n
+        for start in starts:
             idx = order[start:start + self.batch_size]
+            b = len(idx)
             xb, yb = self.x[idx], self.y[idx]
             if self.crop_padding:
-                xb = self._crop(xb)
+                xb = self._crop(xb, draws[at:at + b], draws[at + b:at + 2 * b])
+                at += 2 * b
             if self.flip:
-                xb = self._flip(xb)
+                xb = torch.where(draws[at:at + b].bool()[:, None, None, None], xb.flip(3), xb)
+                at += b
             yield xb.float().div_(255), yb
