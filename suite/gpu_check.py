@@ -23,7 +23,7 @@ from .attacks import uniform_init
 from .bench import (METHOD_VARIANTS, Settings, _progress, bench_eval, bench_pipeline, calibrate_eps, interleaved,
                     medians, peak_memory, resolve)
 from .cuda_graphs import GraphedIteration, make_sgd
-from .data import DATASETS
+from .data import DATASETS, load_splits
 from .errors import SuiteError
 from .eval import pgd_broken
 from .methods import get_method, resolve_hparams
@@ -274,6 +274,10 @@ def trained_run(data_dir, seed: int = 0, device="cuda", **overrides) -> dict:
     from .train import execute
 
     config = RunConfig(**{**TRAINED_RUN, **overrides}, seed=seed)
+    try:
+        load_splits(config.dataset, Path(data_dir), download=False)
+    except SuiteError as err:
+        return {"skipped": f"needs Fashion-MNIST (in --data-dir or the system's datasets): {err}"}
     with tempfile.TemporaryDirectory() as results:
         options = RunOptions(results_dir=Path(results), data_dir=Path(data_dir), device=device, download=False,
                              progress=False, wandb="disabled")
@@ -400,7 +404,9 @@ def format_gpu_check(r: dict) -> str:
         lines.append(f"PGD evaluation iterate ({t['attack']}, one batch of {t['batch']}, {ARCH}): "
                      f"{t['ms_per_iterate']['eager']:.2f} ms eager, {t['ms_per_iterate']['graphs']:.2f} ms graphed "
                      f"({t['speedup']:.2f}x, capture included)")
-    if "trained_run" in r:
+    if "skipped" in r.get("trained_run", {}):
+        lines.append(f"trained run: skipped ({r['trained_run']['skipped']})")
+    elif "trained_run" in r:
         t = r["trained_run"]
         c = t["config"]
         lines.append(f"trained run ({c['method']}, {c['arch']}, {c['dataset']}, eps {c['eps']:g}, {c['epochs']} epochs, "

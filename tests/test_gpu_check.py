@@ -110,3 +110,17 @@ def test_the_eval_parity_part_labels_half_the_points_broken_on_an_untrained_netw
 
     r = eval_graph_parity(early_exit=True, points=24, batch=8, steps=3, restarts=2, device="cpu")
     assert r["equal"] and 0 < r["broken"] < 24
+
+
+def test_the_trained_run_part_is_skipped_without_its_data(tmp_path, monkeypatch):
+    import suite.gpu_check as gpu_check
+    from suite.errors import SuiteError
+
+    def missing(*args, **kwargs):
+        raise SuiteError("Fashion-MNIST not found")
+    monkeypatch.setattr(gpu_check, "load_splits", missing)
+    r = gpu_check.trained_run(tmp_path, device="cpu")
+    assert "Fashion-MNIST not found" in r["skipped"]
+    result = _fake_result([])
+    result["trained_run"] = r
+    assert "trained run: skipped (needs Fashion-MNIST" in gpu_check.format_gpu_check(result)
