@@ -288,3 +288,19 @@ def test_precision_is_measured_at_a_trained_run_on_its_own_test_points(finished_
 def test_precision_run_must_be_a_run_record(tmp_path):
     with pytest.raises(SuiteError, match="not a run record"):
         run_bench(Settings(quick=True, sections=("precision",), precision_run=tmp_path / "runs" / "nope"))
+
+
+def test_the_gpu_check_table_renders_the_bench_sections_it_reuses(quick_bench):
+    """The GPU check prints bench's pipeline and eval sections: render the real ones (from JSON,
+    as a --record file holds them), so that a formatting slip cannot cost a GPU session its table."""
+    from suite.gpu_check import PARTS, format_gpu_check
+
+    rates = {"over_one": {"1": 1.0, "2": 1.9}, "iters_per_s": {"1": 40.0, "2": 76.0}}
+    result = {"device": "a GPU", "torch": "2.x", "seconds": {"total": 1.0}, "errors": {}, "failures": [],
+              "pipeline": quick_bench["pipeline"], "eval": quick_bench["eval"],
+              "runs_per_gpu": {"eager": rates, "graphs": rates}}
+    text = format_gpu_check(json.loads(json.dumps(result)))
+    assert "pipeline: " in text and "device loader epoch" in text
+    assert "eval: early-exit / full PGD-" in text
+    assert "runs per GPU (eager), Fast-AT iterations/s relative to one process: K=1: 1.00, K=2: 1.90" in text
+    assert "not run: " + ", ".join(p for p in PARTS if p not in result) in text
