@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from .attacks import uniform_init
-from .bench import (METHOD_VARIANTS, Settings, _progress, bench_eval, bench_pipeline, calibrate_eps, interleaved,
-                    medians, peak_memory, resolve)
+from .bench import (METHOD_VARIANTS, Settings, _progress, bench_eval, bench_pipeline, bench_precision, calibrate_eps,
+                    interleaved, medians, peak_memory, resolve)
 from .cuda_graphs import GraphedIteration, make_sgd
 from .data import DATASETS, load_splits
 from .errors import SuiteError
@@ -29,7 +29,7 @@ from .eval import pgd_broken
 from .methods import get_method, resolve_hparams
 from .methods import precision as method_precision
 from .models import build_model
-from .precision import gradient_cosines, tf32
+from .precision import tf32
 from .records import warn, write_json
 from .reference_impl import fast_at_ga_reference, fast_bat_reference
 from .train import channels_last, training_autocast
@@ -269,7 +269,6 @@ def trained_run(data_dir, seed: int = 0, device="cuda", **overrides) -> dict:
     sampling noise is far smaller)."""
     import tempfile
 
-    from .bench import bench_precision
     from .config import RunConfig, RunOptions
     from .train import execute
 
@@ -295,8 +294,8 @@ def trained_run(data_dir, seed: int = 0, device="cuda", **overrides) -> dict:
             "precision": precision}
 
 
-PARTS = ("parity", "eval_parity", "iterations", "trained_run", "eval_graphs", "eval", "pipeline", "precision_init",
-         "runs_per_gpu")
+PARTS = ("parity", "random_replays", "eval_parity", "iterations", "trained_run", "eval_graphs", "eval", "pipeline",
+         "precision_init", "runs_per_gpu")
 
 
 def run_gpu_check(data_dir="data", seed: int = 0, parts=PARTS, record: Path | None = None) -> dict:
@@ -318,24 +317,17 @@ def run_gpu_check(data_dir="data", seed: int = 0, parts=PARTS, record: Path | No
         except ImportError as err:                   # the DataLoader side uses torchvision's transforms
             return {"skipped": f"needs torchvision ({err})"}
 
-    def precision_init():
-        info = DATASETS[DATASET]
-        torch.manual_seed(seed)
-        model = build_model(ARCH, info.in_channels, info.num_classes, info.mean, info.std).cuda()
-        x, y = _batch(64, device, seed)
-        return gradient_cosines(model, x.contiguous(), y, EPS / 255, seed=seed)
-
     measure = {
         "parity": lambda: [{"name": name, **graph_eager_parity(method, overrides)}
-                           for name, method, overrides in METHOD_VARIANTS]
-                          + [{"method": "random numbers", "replays_differ": replays_draw_new_random_numbers()}],
+                           for name, method, overrides in METHOD_VARIANTS],
+        "random_replays": replays_draw_new_random_numbers,
         "eval_parity": lambda: [eval_graph_parity(early_exit) for early_exit in (False, True)],
         "iterations": lambda: iteration_times(reps=10, warmup=2),
         "trained_run": lambda: trained_run(data_dir, seed),
         "eval_graphs": lambda: eval_times(reps=3, warmup=1),
         "eval": lambda: bench_eval(s, device),
         "pipeline": pipeline,
-        "precision_init": precision_init,
+        "precision_init": lambda: bench_precision(s, device),
         "runs_per_gpu": lambda: {"eager": runs_per_gpu_throughput(False), "graphs": runs_per_gpu_throughput(True)},
     }
     for part in [p for p in PARTS if p in parts]:
@@ -358,11 +350,10 @@ def run_gpu_check(data_dir="data", seed: int = 0, parts=PARTS, record: Path | No
 
 def failures(out: dict) -> list[str]:
     found = [f"{part}: {error}" for part, error in out["errors"].items()]
+    if out.get("random_replays") is False:
+        found.append("graph replays drew the same random numbers")
     for p in out.get("parity", []):
-        if p["method"] == "random numbers":
-            if not p["replays_differ"]:
-                found.append("graph replays drew the same random numbers")
-        elif not p["max_rel_diff"] < PARITY["tolerance"] or not p["trained"]:
+        if not p["max_rel_diff"] < PARITY["tolerance"] or not p["trained"]:
             found.append(f"{p['name']}: graph replay and eager execution differ by {p['max_rel_diff']:.2e}")
     found += [f"PGD evaluation ({'early exit' if p['early_exit'] else 'full attack'}): graph replay and eager "
               f"execution break different points" for p in out.get("eval_parity", []) if not p["equal"]]
@@ -373,7 +364,7 @@ def format_gpu_check(r: dict) -> str:
     """The check's figures as one readable table; parts that were not run or failed say so."""
     lines = [f"suite bench --gpu-check on {r['device']}, torch {r['torch']} ({r['seconds'].get('total', 0):.0f} s); "
              f"{ARCH}, batch {BATCH}, eps {EPS:g}/255, training precision per method", ""]
-    it, parity = r.get("iterations"), {p["name"]: p for p in r.get("parity", []) if "max_rel_diff" in p}
+    it, parity = r.get("iterations"), {p["name"]: p for p in r.get("parity", [])}
     if it or parity:
         lines.append(f"{'method':<14}{'eager ms':>9}{'graph ms':>9}{'speedup':>8}{'eager/FAT':>10}{'graph/FAT':>10}"
                      f"{'peak MiB':>9}{'graph MiB':>10}{'parity':>10}")
@@ -394,9 +385,8 @@ def format_gpu_check(r: dict) -> str:
         for n in ("fast_bat", "fast_at_ga"):
             lines.append(f"{n + ' reference':<24} {1e3 * it['reference_s'][n]:.2f} ms eager, "
                          f"{it['reference_over_suite'][n]:.2f}x the suite's eager step")
-    for p in r.get("parity", []):
-        if p["method"] == "random numbers":
-            lines.append("random numbers differ between replays: " + ("yes" if p["replays_differ"] else "NO"))
+    if "random_replays" in r:
+        lines.append("random numbers differ between replays: " + ("yes" if r["random_replays"] else "NO"))
     if "eval_parity" in r:
         lines.append("PGD evaluation, graphed vs eager from the same starts, same points broken: "
                      + ", ".join(f"{'early exit' if p['early_exit'] else 'full attack'} "
@@ -416,11 +406,9 @@ def format_gpu_check(r: dict) -> str:
                      f"graphs {t['cuda_graphs']}): {t['epoch_s']:.1f} s per epoch, {t['after_training_s']:.1f} s "
                      f"of final evaluation (PGD-50-10 on {c['test_points']} test points, twice), {t['wall_s']:.0f} s "
                      f"in all; best SA/RA {t['results']['best']['sa']:.1f}/{t['results']['best']['ra_pgd']:.1f}")
-        pr = t["precision"]
-        lines.append(f"gradient cosine to float64 at {pr['at']}, batch {pr['batch']}: " + _cosines(pr["cosines"]))
+        lines.append(_precision_line(t["precision"]))
     if "precision_init" in r:
-        lines.append(f"gradient cosine to float64 at initialization ({ARCH}, batch 64): "
-                     + _cosines(r["precision_init"]))
+        lines.append(_precision_line(r["precision_init"]))
     if "runs_per_gpu" in r:
         for mode, t in r["runs_per_gpu"].items():
             lines.append(f"runs per GPU ({mode}), Fast-AT iterations/s relative to one process: "
@@ -445,5 +433,8 @@ def format_gpu_check(r: dict) -> str:
     return "\n".join(lines)
 
 
-def _cosines(table: dict) -> str:
-    return "; ".join(f"{m} " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()) for m, row in table.items())
+def _precision_line(p: dict) -> str:
+    """One line of :func:`suite.bench.bench_precision`'s cosines."""
+    return (f"gradient cosine to float64 at {p['at']}, batch {p['batch']}: "
+            + "; ".join(f"{m} " + ", ".join(f"{k} {v:.4f}" for k, v in row.items())
+                        for m, row in p["cosines"].items()))

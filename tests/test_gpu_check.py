@@ -46,8 +46,8 @@ def _fake_result(parts):
     each = lambda v: {n: v for n in names}                         # noqa: E731
     cos = {"fast_at": {"fp32": 0.999, "bf16": 0.99, "noise": 0.98}}
     figures = {
-        "parity": [{"name": n, "method": m, "max_rel_diff": 0.0, "trained": True} for n, m, _ in METHOD_VARIANTS]
-                  + [{"method": "random numbers", "replays_differ": True}],
+        "parity": [{"name": n, "method": m, "max_rel_diff": 0.0, "trained": True} for n, m, _ in METHOD_VARIANTS],
+        "random_replays": True,
         "eval_parity": [{"early_exit": False, "equal": True, "broken": 120, "points": 256},
                         {"early_exit": True, "equal": False, "broken": 121, "points": 256}],
         "iterations": {"eager_s": each(0.02), "graph_s": each(0.005), "eager_over_fast_at": each(1.0),
@@ -63,7 +63,8 @@ def _fake_result(parts):
                                       "cosines": cos}},
         "eval_graphs": {"attack": "PGD-50-2", "batch": 1000, "eps": 3.0,
                         "ms_per_iterate": {"eager": 9.0, "graphs": 6.0}, "speedup": 1.5},
-        "precision_init": cos,
+        "precision_init": {"at": "initialization (preact_resnet18, random inputs)", "batch": 64, "eps": 8.0,
+                           "cosines": cos},
     }
     result = {"device": "a GPU", "torch": "2.x", "seconds": {"total": 100.0},
               "errors": {"runs_per_gpu": "RuntimeError: out of memory"}, **{p: figures[p] for p in parts}}
@@ -74,12 +75,14 @@ def _fake_result(parts):
 def test_the_gpu_check_table_shows_what_ran_and_names_what_failed_or_did_not():
     from suite.gpu_check import format_gpu_check
 
-    text = format_gpu_check(_fake_result(["parity", "eval_parity", "iterations", "trained_run", "eval_graphs",
-                                          "precision_init"]))
+    text = format_gpu_check(_fake_result(["parity", "random_replays", "eval_parity", "iterations", "trained_run",
+                                          "eval_graphs", "precision_init"]))
     assert "fast_bat_fd" in text and "20.00" in text and "5.00" in text       # eager and graphed ms
     assert "early exit NO (121/256 broken)" in text
     assert "10.0 s per epoch" in text and "fast_at fp32 0.9990, bf16 0.9900, noise 0.9800" in text
     assert "not run: eval, pipeline" in text
+    assert "random numbers differ between replays: yes" in text
+    assert "gradient cosine to float64 at initialization (preact_resnet18, random inputs), batch 64" in text
     assert "FAILED" in text and "runs_per_gpu: RuntimeError: out of memory" in text
     assert "PGD evaluation (early exit): graph replay and eager execution break different points" in text
 

@@ -222,7 +222,6 @@ class _MaxPoolBackward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, grad_out, x, indices, conf):
         ctx.save_for_backward(indices)
-        ctx.spatial = x.shape[2:]
         return torch.ops.aten.max_pool2d_with_indices_backward(grad_out, x, *conf, indices)
 
     @staticmethod
