@@ -8,6 +8,7 @@ eps: PGD-20-1 as in the smoke protocol, then AutoAttack (standard: APGD-CE, APGD
 Prints a markdown table with the seconds each AutoAttack took. Outside ``suite reproduce``: on 2
 CPU cores it does not fit the smoke budget.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,11 @@ from pathlib import Path
 import torch
 
 from suite.config import RunOptions
+from suite.engine.trainer import RunData, checkpoint_model
 from suite.eval import clean_accuracy
 from suite.eval.autoattack import autoattack_accuracy
 from suite.eval.pgd import percent, pgd_robust
-from suite.records import RunDir
-from suite.train import RunData, checkpoint_model
+from suite.store.run_dir import RunDir
 
 
 def rows(results_dir: Path, run_id: str, points: int, data_dir: Path):
@@ -36,8 +37,15 @@ def rows(results_dir: Path, run_id: str, points: int, data_dir: Path):
         pgd = percent(pgd_robust(model, x, y, eps, config.pgd_steps, config.pgd_restarts))
         start = time.perf_counter()
         aa = autoattack_accuracy(model, x, y, eps, seed=config.seed)
-        yield (config.method, str(config.seed), f"{which} (epoch {epoch + 1})",
-               f"{clean_accuracy(model, x, y):.1f}", f"{pgd:.1f}", f"{aa:.1f}", f"{time.perf_counter() - start:.0f}")
+        yield (
+            config.method,
+            str(config.seed),
+            f"{which} (epoch {epoch + 1})",
+            f"{clean_accuracy(model, x, y):.1f}",
+            f"{pgd:.1f}",
+            f"{aa:.1f}",
+            f"{time.perf_counter() - start:.0f}",
+        )
 
 
 if __name__ == "__main__":
@@ -48,8 +56,10 @@ if __name__ == "__main__":
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args()
     header = ("method", "seed", "model", "SA", "RA-PGD-20-1", "RA-AA", "AA seconds")
-    print(f"AutoAttack (standard) and PGD on the first {args.points} test points, {torch.get_num_threads()} "
-          f"torch threads\n")
+    print(
+        f"AutoAttack (standard) and PGD on the first {args.points} test points, {torch.get_num_threads()} "
+        f"torch threads\n"
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for run_id in args.run_ids:

@@ -1,4 +1,5 @@
 """The ``suite`` command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import commands
 
-    parser = argparse.ArgumentParser(prog="suite", description="Fast-BAT reproduction suite.",
-                                     formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="suite", description="Fast-BAT reproduction suite.", formatter_class=HelpFormatter
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
         importlib.import_module(f"suite.commands.{module}").register(subparsers)
@@ -57,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except BrokenPipeError:            # `suite runs | head`: the reader left; not an error
+    except BrokenPipeError:  # `suite runs | head`: the reader left; not an error
         sys.stderr.close()
         return 0
-    except OSError as err:             # a folder that is a file, read-only, full: the path and the problem
+    except OSError as err:  # a folder that is a file, read-only, full: the path and the problem
         print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,6 @@
-"""The one exception type the command line turns into a clean message."""
+"""The one exception type the command line turns into a clean message, and one-line warnings."""
+
+import sys
 
 
 class SuiteError(Exception):
@@ -29,3 +31,25 @@ def os_error_line(err: OSError) -> str:
     where = f"{err.filename}: " if err.filename else ""
     hint = _OS_HINTS.get(name)
     return f"{where}{err.strerror or err}" + (f" ({hint})" if hint else "")
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (stdout may carry a table or CSV)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def unknown_name(what: str, name, known) -> SuiteError:
+    """The error for a name that is not among ``known``: the closest known name, then all of them.
+
+    ``raise unknown_name("method", "fastbat", METHODS)`` -> ``unknown method 'fastbat' (did you mean
+    'fast_bat'?); choose one of: standard, fgsm, ...``.
+    """
+    import difflib
+
+    known = [str(k) for k in known]
+    hint = difflib.get_close_matches(str(name), known, n=1)
+    return SuiteError(
+        f"unknown {what} {name!r}"
+        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        + f"; choose one of: {', '.join(known)}"
+    )

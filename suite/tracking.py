@@ -9,6 +9,7 @@ Uploading offline runs: ``suite sync`` (:func:`sync_runs`) replays each run reco
 it sent, so a run killed and resumed offline (two offline folders with one W&B id, which
 ``wandb sync`` would upload as two histories overwriting each other) arrives whole, once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,12 +19,13 @@ import secrets
 import warnings
 from pathlib import Path
 
-from .callbacks import Callback
-from .numbers import tidy
+from .config.numbers import tidy
+from .engine.callbacks import Callback
+from .store.status import RunStatus
 
 MODES = ("offline", "online", "disabled")
 DEFAULT_PROJECT = "fast-bat-suite"
-SYNCED = "wandb_sync.json"          # in a run folder: what suite sync has uploaded of it
+SYNCED = "wandb_sync.json"  # in a run folder: what suite sync has uploaded of it
 
 
 def flatten(record: dict, prefix: str = "") -> dict:
@@ -47,16 +49,33 @@ def run_tags(config, *extra: str) -> list[str]:
     return [config.method, config.dataset, config.arch, f"eps{config.eps:g}", f"seed{config.seed}", *extra]
 
 
-def trackers(options, *, group: str | None = None, name: str | None = None, tags: tuple = (),
-             job_type: str = "train", extra_config: dict | None = None) -> list:
+def trackers(
+    options,
+    *,
+    group: str | None = None,
+    name: str | None = None,
+    tags: tuple = (),
+    job_type: str = "train",
+    extra_config: dict | None = None,
+) -> list:
     """The tracking callbacks of a run with these options (W&B; its mode may be ``disabled``).
 
     ``group`` falls back to ``--wandb-group`` (then ``$WANDB_RUN_GROUP``); ``name`` to the
     run's readable name; ``tags`` are added to :func:`run_tags`; ``job_type`` is train or tune.
     """
-    return [WandbTracker(options.wandb, options.wandb_project, options.wandb_entity, group or options.wandb_group,
-                         extra_config, name=name, tags=tags, job_type=job_type,
-                         log_model=getattr(options, "wandb_log_model", False))]
+    return [
+        WandbTracker(
+            options.wandb,
+            options.wandb_project,
+            options.wandb_entity,
+            group or options.wandb_group,
+            extra_config,
+            name=name,
+            tags=tags,
+            job_type=job_type,
+            log_model=getattr(options, "wandb_log_model", False),
+        )
+    ]
 
 
 class WandbTracker(Callback):
@@ -70,9 +89,19 @@ class WandbTracker(Callback):
     ``<results>/wandb/``.
     """
 
-    def __init__(self, mode: str = "offline", project: str | None = None, entity: str | None = None,
-                 group: str | None = None, extra_config: dict | None = None, *, name: str | None = None,
-                 tags: tuple = (), job_type: str = "train", log_model: bool = False):
+    def __init__(
+        self,
+        mode: str = "offline",
+        project: str | None = None,
+        entity: str | None = None,
+        group: str | None = None,
+        extra_config: dict | None = None,
+        *,
+        name: str | None = None,
+        tags: tuple = (),
+        job_type: str = "train",
+        log_model: bool = False,
+    ):
         self.mode, self.project, self.entity, self.group = mode, resolve_project(project), entity, group
         self.extra_config = extra_config or {}
         self.name, self.tags, self.job_type, self.log_model = name, tuple(tags), job_type, log_model
@@ -80,9 +109,14 @@ class WandbTracker(Callback):
 
     def identity(self, config) -> dict:
         """Where and as what the run is logged (also what ``suite sync`` replays it as)."""
-        return {"project": self.project, "entity": self.entity or os.environ.get("WANDB_ENTITY"),
-                "group": self.group or os.environ.get("WANDB_RUN_GROUP"), "name": self.name or config.name,
-                "tags": run_tags(config, *self.tags), "job_type": self.job_type}
+        return {
+            "project": self.project,
+            "entity": self.entity or os.environ.get("WANDB_ENTITY"),
+            "group": self.group or os.environ.get("WANDB_RUN_GROUP"),
+            "name": self.name or config.name,
+            "tags": run_tags(config, *self.tags),
+            "job_type": self.job_type,
+        }
 
     def on_start(self, run_dir, config, record: dict) -> None:
         if self.mode == "disabled":
@@ -94,8 +128,13 @@ class WandbTracker(Callback):
         identity = self.identity(config)
         wandb_config = {**config.to_dict(), "run_id": run_dir.run_id, **self.extra_config}
         # the id is chosen here, not by W&B, so the offline fallback and a resumed run share it
-        self.run, mode = open_run(self.mode, identity, wandb_config, record.get("wandb_id") or secrets.token_hex(6),
-                                  Path(run_dir.path).parent.parent)
+        self.run, mode = open_run(
+            self.mode,
+            identity,
+            wandb_config,
+            record.get("wandb_id") or secrets.token_hex(6),
+            Path(run_dir.path).parent.parent,
+        )
         record["wandb_id"] = self.run.id
         record["wandb"] = {**identity, "mode": mode, "extra_config": self.extra_config}
 
@@ -108,10 +147,11 @@ class WandbTracker(Callback):
             return
 
         def finish():
-            if self.log_model and record.get("status") == "finished":
+            if self.log_model and record.get("status") == RunStatus.FINISHED:
                 log_best_model(self.run, self.run_dir, record)
             self.run.summary.update(final_summary(record))
-            self.run.finish(exit_code=0 if record.get("status") in ("finished", "pruned") else 1)
+            self.run.finish(exit_code=0 if record.get("status") in (RunStatus.FINISHED, RunStatus.PRUNED) else 1)
+
         self._guard(finish)
         self.run = None
 
@@ -129,8 +169,9 @@ def open_run(mode: str, identity: dict, config: dict, wandb_id: str, folder: Pat
     import wandb
 
     settings = wandb.Settings(init_timeout=60, silent=True)
-    kwargs = dict(**identity, id=wandb_id, resume="allow", config=config, dir=str(folder), settings=settings,
-                  reinit="create_new")
+    kwargs = dict(
+        **identity, id=wandb_id, resume="allow", config=config, dir=str(folder), settings=settings, reinit="create_new"
+    )
     try:
         run = wandb.init(mode=mode, **kwargs)
     except Exception as err:  # unreachable server: keep the run going, offline
@@ -155,21 +196,35 @@ def log_best_model(run, run_dir, record: dict) -> None:
     """The early-stopped checkpoint as the artifact ``model-<run_id>`` (alias ``best``)."""
     import wandb
 
-    artifact = wandb.Artifact(f"model-{run_dir.run_id}", type="model",
-                              metadata={"run_id": run_dir.run_id, "best_epoch": record.get("best_epoch"),
-                                        **flatten({"best": record.get("best") or {}})})
+    artifact = wandb.Artifact(
+        f"model-{run_dir.run_id}",
+        type="model",
+        metadata={
+            "run_id": run_dir.run_id,
+            "best_epoch": record.get("best_epoch"),
+            **flatten({"best": record.get("best") or {}}),
+        },
+    )
     artifact.add_file(str(run_dir.best), name="best.pt")
     run.log_artifact(artifact, aliases=["best"])
 
 
 # -- suite sync: replay run records --------------------------------------------------------
 
+
 def _digest(summary: dict) -> str:
     return hashlib.sha256(json.dumps(final_summary(summary), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def sync_run(run_dir, *, mode: str = "online", project: str | None = None, entity: str | None = None,
-             log_model: bool = False, folder: Path | None = None) -> str:
+def sync_run(
+    run_dir,
+    *,
+    mode: str = "online",
+    project: str | None = None,
+    entity: str | None = None,
+    log_model: bool = False,
+    folder: Path | None = None,
+) -> str:
     """Replay one run record into its W&B run; returns what was done (one line).
 
     The W&B run keeps the id, name, group, tags and job type it was tracked with. Only the
@@ -177,37 +232,49 @@ def sync_run(run_dir, *, mode: str = "online", project: str | None = None, entit
     what was sent is remembered in ``<run>/wandb_sync.json``, so syncing again sends nothing
     twice and a run synced while it was training gets the rest later.
     """
-    from .records import read_json, read_jsonl, write_json
+    from .store import read_json, read_jsonl, write_json
 
     summary = run_dir.read_summary() or {}
     rows = read_jsonl(run_dir.metrics)
     config = run_dir.read_config()
     marker_path = run_dir.path / SYNCED
     marker = read_json(marker_path) if marker_path.exists() else {}
-    final = summary.get("status") not in (None, "running")
+    final = summary.get("status") not in (None, RunStatus.RUNNING)
     tracked = summary.get("wandb") or {}
     if tracked.get("mode") == "online" and not marker:
         return "tracked online: already in W&B"
     if marker.get("epochs", 0) >= len(rows) and (not final or marker.get("summary") == _digest(summary)):
         return "up to date"
-    identity = {"project": resolve_project(project or tracked.get("project")),
-                "entity": entity or tracked.get("entity"), "group": tracked.get("group"),
-                "name": tracked.get("name") or config.name, "tags": tracked.get("tags") or run_tags(config),
-                "job_type": tracked.get("job_type") or "train"}
+    identity = {
+        "project": resolve_project(project or tracked.get("project")),
+        "entity": entity or tracked.get("entity"),
+        "group": tracked.get("group"),
+        "name": tracked.get("name") or config.name,
+        "tags": tracked.get("tags") or run_tags(config),
+        "job_type": tracked.get("job_type") or "train",
+    }
     wandb_id = marker.get("wandb_id") or summary.get("wandb_id") or secrets.token_hex(6)
     wandb_config = {**config.to_dict(), "run_id": run_dir.run_id, **(tracked.get("extra_config") or {})}
-    run, _ = open_run(mode, identity, wandb_config, wandb_id, Path(folder or run_dir.path.parent.parent),
-                      fallback=False)
-    new = rows[marker.get("epochs", 0):]
+    run, _ = open_run(
+        mode, identity, wandb_config, wandb_id, Path(folder or run_dir.path.parent.parent), fallback=False
+    )
+    new = rows[marker.get("epochs", 0) :]
     try:
         for row in new:
             run.log(row)
         if final:
-            if log_model and summary.get("status") == "finished" and run_dir.best.exists():
+            if log_model and summary.get("status") == RunStatus.FINISHED and run_dir.best.exists():
                 log_best_model(run, run_dir, summary)
             run.summary.update(final_summary(summary))
     finally:
-        run.finish(exit_code=0 if not final or summary.get("status") in ("finished", "pruned") else 1)
-    write_json(marker_path, {"wandb_id": wandb_id, "project": identity["project"], "epochs": len(rows),
-                             "summary": _digest(summary) if final else None})
+        run.finish(exit_code=0 if not final or summary.get("status") in (RunStatus.FINISHED, RunStatus.PRUNED) else 1)
+    write_json(
+        marker_path,
+        {
+            "wandb_id": wandb_id,
+            "project": identity["project"],
+            "epochs": len(rows),
+            "summary": _digest(summary) if final else None,
+        },
+    )
     return f"{len(new)} epochs" + (f", summary ({summary.get('status')})" if final else ", still running")

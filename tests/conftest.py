@@ -6,6 +6,7 @@ Torch runs one CPU thread (unless ``OMP_NUM_THREADS`` says otherwise): on a smal
 machine that is faster than threads contending for cores, and every run of a test, in
 this process or a subprocess, computes with the same thread count, hence the same numbers.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,21 @@ from suite.config import RunConfig, RunOptions  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
-TINY = dict(method="fast_bat", dataset="fashion_mnist", arch="small_cnn", epochs=2, batch_size=64,
-            train_points=512, val_points=128, test_points=128, aa_points=0, co_points=64,
-            pgd_steps=5, pgd_restarts=1, val_pgd_steps=3)
+TINY = dict(
+    method="fast_bat",
+    dataset="fashion_mnist",
+    arch="small_cnn",
+    epochs=2,
+    batch_size=64,
+    train_points=512,
+    val_points=128,
+    test_points=128,
+    aa_points=0,
+    co_points=64,
+    pgd_steps=5,
+    pgd_restarts=1,
+    val_pgd_steps=3,
+)
 
 
 @pytest.fixture
@@ -39,8 +52,14 @@ def tiny_config() -> RunConfig:
 @pytest.fixture
 def tiny_options(tmp_path) -> RunOptions:
     """Results under ``tmp_path/results``, CPU, no downloads, no progress bars, W&B disabled."""
-    return RunOptions(results_dir=tmp_path / "results", data_dir=tmp_path / "data", device="cpu",
-                      download=False, progress=False, wandb="disabled")
+    return RunOptions(
+        results_dir=tmp_path / "results",
+        data_dir=tmp_path / "data",
+        device="cpu",
+        download=False,
+        progress=False,
+        wandb="disabled",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -49,12 +68,18 @@ def finished_tiny_run(tmp_path_factory):
 
     Shared by every test: copy ``results_dir`` before changing anything in it.
     """
-    from suite.train import execute
+    from suite.engine.trainer import execute
 
     config = RunConfig(**TINY)
     results = tmp_path_factory.mktemp("finished") / "results"
-    options = RunOptions(results_dir=results, data_dir=results.parent / "data", device="cpu", download=False,
-                         progress=False, wandb="disabled")
+    options = RunOptions(
+        results_dir=results,
+        data_dir=results.parent / "data",
+        device="cpu",
+        download=False,
+        progress=False,
+        wandb="disabled",
+    )
     summary = execute(config, options)
     assert summary["status"] == "finished"
     return config, results, summary
@@ -69,8 +94,13 @@ def fake_slurm(tmp_path, monkeypatch) -> Path:
     ``sacct``/``squeue`` know no jobs, ``scancel`` and ``srun`` do nothing."""
     folder = tmp_path / "fake_slurm"
     folder.mkdir()
-    commands = {"sbatch": f'exec "{sys.executable}" "{FAKE_SLURM / "sbatch.py"}" "$@"',
-                "sacct": 'echo "JobID|State|NodeList"', "squeue": "true", "scancel": "true", "srun": "exit 1"}
+    commands = {
+        "sbatch": f'exec "{sys.executable}" "{FAKE_SLURM / "sbatch.py"}" "$@"',
+        "sacct": 'echo "JobID|State|NodeList"',
+        "squeue": "true",
+        "scancel": "true",
+        "srun": "exit 1",
+    }
     for name, body in commands.items():
         script = folder / name
         script.write_text(f"#!/bin/sh\n{body}\n")
@@ -78,3 +108,22 @@ def fake_slurm(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SLURM_DIR", str(folder))
     return folder
+
+
+SMALL_CNN_EPS = 8 / 255
+
+
+def small_cnn_problem(dtype):
+    """``(model, x, y, z)``: a small CNN at initialization in ``dtype``, 8 Fashion-MNIST-shaped points
+    with saturated pixels (the box constraint is active somewhere), and a feasible point z at eps 8/255."""
+    from suite.methods.perturbation import project, uniform_init
+    from suite.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 1, 10, (0.5,), (0.25,)).to(dtype)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 1, 28, 28, generator=g, dtype=dtype)
+    x[:, :, :4] = 0.0
+    y = torch.randint(0, 10, (8,), generator=g)
+    z = project(uniform_init(x, SMALL_CNN_EPS), x, SMALL_CNN_EPS)
+    return model, x, y, z

@@ -1,4 +1,5 @@
 """``suite bench``: time training iterations, the data pipeline and evaluation on this device."""
+
 from __future__ import annotations
 
 import json
@@ -8,29 +9,43 @@ from .run import add_old_names
 
 
 def register(subparsers) -> None:
-    from ..bench import SECTIONS
+    from ..perf.bench import SECTIONS
 
     parser = subparsers.add_parser(
-        "bench", help="measure the cost of training methods, data loading and evaluation here",
+        "bench",
+        help="measure the cost of training methods, data loading and evaluation here",
         description="Time one training iteration of each method (relative to standard training and Fast-AT), "
-                    "the suite's Fast-BAT and Fast-AT-GA against the reference transcriptions, a data epoch "
-                    "through DeviceLoader and torch's DataLoader, and PGD evaluation with and without early "
-                    "exit. Variants are timed in turn in each round; medians and ratios are printed.")
+        "the suite's Fast-BAT and Fast-AT-GA against the reference transcriptions, a data epoch "
+        "through DeviceLoader and torch's DataLoader, and PGD evaluation with and without early "
+        "exit. Variants are timed in turn in each round; medians and ratios are printed.",
+    )
     parser.add_argument("--arch", default="preact_resnet18", help="model of the iteration and pipeline timings")
-    parser.add_argument("--dataset", default="cifar10",
-                        help="input shape and classes (no data loaded, except Fashion-MNIST for --only eval)")
+    parser.add_argument(
+        "--dataset",
+        default="cifar10",
+        help="input shape and classes (no data loaded, except Fashion-MNIST for --only eval)",
+    )
     parser.add_argument("--batch-size", type=int, help="default 128 on CUDA, 32 on CPU")
     parser.add_argument("--eps", type=float, default=8.0, help="budget in /255 (default 8)")
     parser.add_argument("--reps", type=int, help="timed rounds (default 20 on CUDA, 5 on CPU)")
     parser.add_argument("--warmup", type=int, help="untimed rounds first (default 3 on CUDA, 1 on CPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
-                        help=f"measure only these sections: {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help=f"measure only these sections: {', '.join(SECTIONS)}",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few rounds (a smoke test)")
     parser.add_argument("--images", type=int, help="pipeline: synthetic images per epoch (default 2048 on CPU)")
-    parser.add_argument("--loader-workers", dest="workers", type=int,
-                        help="pipeline: DataLoader worker processes, compared with 0 workers (default min(4, CPUs); "
-                             "old name --workers, which elsewhere means runs at a time)")
+    parser.add_argument(
+        "--loader-workers",
+        dest="workers",
+        type=int,
+        help="pipeline: DataLoader worker processes, compared with 0 workers (default min(4, CPUs); "
+        "old name --workers, which elsewhere means runs at a time)",
+    )
     add_old_names(parser, {"workers": "workers"}, {"workers": int}, flags={"workers": "--loader-workers"})
     parser.add_argument("--eval-points", type=int, help="eval: test points attacked (default 200 on CPU)")
     parser.add_argument("--eval-steps", type=int, help="eval: PGD steps (default 50)")
@@ -39,18 +54,30 @@ def register(subparsers) -> None:
     parser.add_argument("--eval-train-iters", type=int, help="eval: Fast-AT iterations of the attacked model")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="where Fashion-MNIST is (default ./data)")
     parser.add_argument("--precision-batch", type=int, help="precision: batch of the gradients (default 64 on CUDA)")
-    parser.add_argument("--precision-run", type=Path, metavar="RUN_DIR",
-                        help="precision: measure at this run's last checkpoint, on its test data and eps "
-                             "(e.g. results/runs/fast_at-...), instead of at initialization")
-    parser.add_argument("--threads", type=int,
-                        help="torch CPU threads (default torch's; on a busy shared machine 1 is often faster)")
-    parser.add_argument("--gpu-check", action="store_true",
-                        help="one command for a GPU (a few minutes): assert that CUDA-graph replay trains as eager "
-                             "execution for every method, and print eager/graphed iteration times, runs per GPU, "
-                             "precision, eval and pipeline figures in one table")
-    parser.add_argument("--record", type=Path, metavar="FILE",
-                        help="with --gpu-check: rewrite FILE with every figure so far (JSON) after each part, so that "
-                             "a check cut short keeps what it measured")
+    parser.add_argument(
+        "--precision-run",
+        type=Path,
+        metavar="RUN_DIR",
+        help="precision: measure at this run's last checkpoint, on its test data and eps "
+        "(e.g. results/runs/fast_at-...), instead of at initialization",
+    )
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (default torch's; on a busy shared machine 1 is often faster)"
+    )
+    parser.add_argument(
+        "--gpu-check",
+        action="store_true",
+        help="one command for a GPU (a few minutes): assert that CUDA-graph replay trains as eager "
+        "execution for every method, and print eager/graphed iteration times, runs per GPU, "
+        "precision, eval and pipeline figures in one table",
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="with --gpu-check: rewrite FILE with every figure so far (JSON) after each part, so that "
+        "a check cut short keeps what it measured",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the models and inputs")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON instead of the table")
     parser.set_defaults(func=main)
@@ -58,21 +85,36 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     if args.gpu_check:
-        from ..gpu_check import format_gpu_check, run_gpu_check
+        from ..perf.gpu_check import format_gpu_check, run_gpu_check
 
         result = run_gpu_check(data_dir=args.data_dir, seed=args.seed, record=args.record)
         print(json.dumps(result, indent=2) if args.json else format_gpu_check(result))
         return 1 if result["failures"] else 0
-    from ..bench import SECTIONS, Settings, format_report, run_bench
+    from ..perf.bench import SECTIONS, Settings, format_report, run_bench
 
-    settings = Settings(arch=args.arch, dataset=args.dataset, batch_size=args.batch_size, eps=args.eps,
-                        reps=args.reps, warmup=args.warmup, device=args.device, quick=args.quick,
-                        sections=tuple(args.only or SECTIONS), images=args.images, workers=args.workers,
-                        data_dir=args.data_dir, eval_points=args.eval_points, eval_steps=args.eval_steps,
-                        eval_restarts=args.eval_restarts,
-                        eval_reps=args.eval_reps, eval_train_iters=args.eval_train_iters, seed=args.seed,
-                        threads=args.threads, precision_batch=args.precision_batch,
-                        precision_run=args.precision_run)
+    settings = Settings(
+        arch=args.arch,
+        dataset=args.dataset,
+        batch_size=args.batch_size,
+        eps=args.eps,
+        reps=args.reps,
+        warmup=args.warmup,
+        device=args.device,
+        quick=args.quick,
+        sections=tuple(args.only or SECTIONS),
+        images=args.images,
+        workers=args.workers,
+        data_dir=args.data_dir,
+        eval_points=args.eval_points,
+        eval_steps=args.eval_steps,
+        eval_restarts=args.eval_restarts,
+        eval_reps=args.eval_reps,
+        eval_train_iters=args.eval_train_iters,
+        seed=args.seed,
+        threads=args.threads,
+        precision_batch=args.precision_batch,
+        precision_run=args.precision_run,
+    )
     result = run_bench(settings)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0

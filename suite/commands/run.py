@@ -1,4 +1,5 @@
 """``suite run``: train and evaluate one configuration."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,11 +8,11 @@ import sys
 from pathlib import Path
 
 from ..config import RunConfig, RunOptions
-from ..settings import ALIASES
+from ..config.settings import ALIASES
+from ..store.status import RunStatus
 
 # method hyperparameters with a flag: --<name with dashes>, the same name as in specs and --set
-HPARAM_FLAGS = ("lmbda", "ll_step", "implicit", "steps", "alpha", "coef", "alpha_factor",
-                "noise_factor")
+HPARAM_FLAGS = ("lmbda", "ll_step", "implicit", "steps", "alpha", "coef", "alpha_factor", "noise_factor")
 
 
 class OldName(argparse.Action):
@@ -31,18 +32,26 @@ def add_old_names(parser_or_group, names: dict, types: dict, flags: dict | None 
     new flag (``flags[dest]``, else ``--dest-with-dashes``)."""
     for old, dest in names.items():
         new_flag = (flags or {}).get(dest) or "--" + dest.replace("_", "-")
-        parser_or_group.add_argument("--" + old.replace("_", "-"), dest=dest, type=types.get(dest), action=OldName,
-                                     new_flag=new_flag, help=argparse.SUPPRESS)
+        parser_or_group.add_argument(
+            "--" + old.replace("_", "-"),
+            dest=dest,
+            type=types.get(dest),
+            action=OldName,
+            new_flag=new_flag,
+            help=argparse.SUPPRESS,
+        )
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of one run's configuration; None means 'the default'. Flag names are the setting
     names of specs and ``--set`` with dashes (``--train-points`` is ``train_points``)."""
+    from ..data import DATASETS
+    from ..models import ARCHS
+
     g = parser.add_argument_group("what to train")
     g.add_argument("--method", help="standard, fgsm, fast_at, n_fgsm, fast_at_ga, pgd or fast_bat (default fast_bat)")
-    g.add_argument("--dataset", help="cifar10, cifar100, svhn, tiny_imagenet, fashion_mnist (default fashion_mnist)")
-    g.add_argument("--arch", help="preact_resnet18, preact_resnet18_wong, wrn16_8, resnet18, resnet50, small_cnn "
-                                  "(default small_cnn)")
+    g.add_argument("--dataset", help=f"{', '.join(DATASETS)} (default {RunConfig.dataset})")
+    g.add_argument("--arch", help=f"{', '.join(ARCHS)} (default {RunConfig.arch})")
     g.add_argument("--dropout", type=float, help="dropout rate of a network with dropout (wrn16_8: default 0.1)")
     g.add_argument("--eps", type=float, help="training and test budget in /255 (default 8)")
     g.add_argument("--seed", type=int, help="seed of the initialisation, the batches and the attacks (default 0)")
@@ -50,22 +59,35 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, help="default 20")
     g.add_argument("--batch-size", type=int, help="default 128")
     g.add_argument("--lr", type=float, help="peak learning rate (default 0.2)")
-    g.add_argument("--lr-schedule", choices=["cyclic", "multistep", "constant"],
-                   help="cyclic: 0 -> lr -> 0 per iteration; multistep: x0.1 at 50%% and 75%% (default cyclic)")
+    g.add_argument(
+        "--lr-schedule",
+        choices=["cyclic", "multistep", "constant"],
+        help="cyclic: 0 -> lr -> 0 per iteration; multistep: x0.1 at 50%% and 75%% (default cyclic)",
+    )
     g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
     g.add_argument("--weight-decay", type=float, help="SGD weight decay (default 5e-4)")
     g = parser.add_argument_group("method hyperparameters (default: the method's, by eps)")
     g.add_argument("--lmbda", type=float, help="fast_bat: lower-level regularizer lambda (default 10)")
-    g.add_argument("--ll-step", type=float, help="fast_bat: lower-level step a in /255 (default 5000 if eps<=8 else 2000)")
-    g.add_argument("--implicit", choices=["exact", "finite_diff"],
-                   help="fast_bat: implicit-gradient term by double backward or finite difference (default exact)")
+    g.add_argument(
+        "--ll-step", type=float, help="fast_bat: lower-level step a in /255 (default 5000 if eps<=8 else 2000)"
+    )
+    g.add_argument(
+        "--implicit",
+        choices=["exact", "finite_diff"],
+        help="fast_bat: implicit-gradient term by double backward or finite difference (default exact)",
+    )
     g.add_argument("--steps", type=int, help="pgd: attack steps (default 10; old name --attack-steps)")
-    g.add_argument("--alpha", type=float,
-                   help="pgd: step size in /255 (default eps/2 for 2 steps, 2 for 10; old name --attack-alpha)")
-    g.add_argument("--coef", type=float, help="fast_at_ga: GradAlign coefficient (default 0.02*10^(eps/8); "
-                                              "old name --ga-coef)")
-    g.add_argument("--alpha-factor", type=float,
-                   help="fgsm, fast_at, n_fgsm: step size as a multiple of eps (default 1, 1.25, 1)")
+    g.add_argument(
+        "--alpha",
+        type=float,
+        help="pgd: step size in /255 (default eps/2 for 2 steps, 2 for 10; old name --attack-alpha)",
+    )
+    g.add_argument(
+        "--coef", type=float, help="fast_at_ga: GradAlign coefficient (default 0.02*10^(eps/8); old name --ga-coef)"
+    )
+    g.add_argument(
+        "--alpha-factor", type=float, help="fgsm, fast_at, n_fgsm: step size as a multiple of eps (default 1, 1.25, 1)"
+    )
     g.add_argument("--noise-factor", type=float, help="n_fgsm: uniform noise in [-k eps, k eps], k (default 2)")
     add_old_names(g, ALIASES, {"steps": int, "alpha": float, "coef": float})
     g = parser.add_argument_group("data sizes and evaluation")
@@ -78,9 +100,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pgd-restarts", type=int, help="final PGD restarts (default 10)")
     g.add_argument("--aa-points", type=int, help="AutoAttack test points (default 1000; 0 skips AutoAttack)")
     g.add_argument("--co-points", type=int, help="training points probed for catastrophic overfitting (default 256)")
-    g.add_argument("--inject-beta", type=float,
-                   help="add the class-wise DCT pattern beta*v_y (in /255) to every training, validation and test "
-                        "image, clipped to [0, 1]: induces catastrophic overfitting (Ortiz-Jimenez et al. 2023)")
+    g.add_argument(
+        "--inject-beta",
+        type=float,
+        help="add the class-wise DCT pattern beta*v_y (in /255) to every training, validation and test "
+        "image, clipped to [0, 1]: induces catastrophic overfitting (Ortiz-Jimenez et al. 2023)",
+    )
 
 
 def add_option_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,17 +116,28 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-download", action="store_true", help="never try to download a data set")
     g.add_argument("--force", action="store_true", help="train again even if the run finished")
     g.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
-    g.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
-                   help="capture one training iteration in a CUDA graph and replay it for every full batch "
-                        "(default on; ignored off CUDA; --no-cuda-graphs trains eagerly)")
+    g.add_argument(
+        "--cuda-graphs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="capture one training iteration in a CUDA graph and replay it for every full batch "
+        "(default on; ignored off CUDA; --no-cuda-graphs trains eagerly)",
+    )
     g = parser.add_argument_group("Weights & Biases")
-    g.add_argument("--wandb", choices=["offline", "online", "disabled"], default=None,
-                   help="W&B mode (default offline; $SUITE_WANDB sets the default)")
+    g.add_argument(
+        "--wandb",
+        choices=["offline", "online", "disabled"],
+        default=None,
+        help="W&B mode (default offline; $SUITE_WANDB sets the default)",
+    )
     g.add_argument("--wandb-project", help="W&B project (default $WANDB_PROJECT, else fast-bat-suite)")
     g.add_argument("--wandb-entity", help="W&B entity, a user or team (default $WANDB_ENTITY, else your default)")
     g.add_argument("--wandb-group", help="W&B group (default: the sweep's or study's name, else $WANDB_RUN_GROUP)")
-    g.add_argument("--wandb-log-model", action="store_true",
-                   help="log the early-stopped checkpoint (best.pt) as a W&B model artifact")
+    g.add_argument(
+        "--wandb-log-model",
+        action="store_true",
+        help="log the early-stopped checkpoint (best.pt) as a W&B model artifact",
+    )
 
 
 def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
@@ -118,31 +154,45 @@ def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) ->
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
-    options = RunOptions(results_dir=args.results_dir, data_dir=args.data_dir, device=args.device,
-                         download=not args.no_download, force=args.force, progress=not args.quiet,
-                         cuda_graphs=args.cuda_graphs,
-                         wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
-                         wandb_group=args.wandb_group, wandb_log_model=args.wandb_log_model)
+    options = RunOptions(
+        results_dir=args.results_dir,
+        data_dir=args.data_dir,
+        device=args.device,
+        download=not args.no_download,
+        force=args.force,
+        progress=not args.quiet,
+        cuda_graphs=args.cuda_graphs,
+        wandb_project=args.wandb_project,
+        wandb_entity=args.wandb_entity,
+        wandb_group=args.wandb_group,
+        wandb_log_model=args.wandb_log_model,
+    )
     if args.wandb:
         options.wandb = args.wandb
     return options
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="train and evaluate one configuration",
-                                   description="Train one model with one method and evaluate it as the paper does.")
+    parser = subparsers.add_parser(
+        "run",
+        help="train and evaluate one configuration",
+        description="Train one model with one method and evaluate it as the paper does.",
+    )
     add_config_arguments(parser)
     add_option_arguments(parser)
     parser.set_defaults(func=main)
 
 
 def main(args) -> int:
+    from ..engine import execute
     from ..tracking import trackers
-    from ..train import execute
 
     options = options_from_args(args)
     summary = execute(config_from_args(args), options, trackers(options))
-    print(json.dumps({k: summary.get(k) for k in ("run_id", "status", "best_epoch", "best", "last", "epoch_seconds")},
-                     indent=2))
+    print(
+        json.dumps(
+            {k: summary.get(k) for k in ("run_id", "status", "best_epoch", "best", "last", "epoch_seconds")}, indent=2
+        )
+    )
     print(f"run folder: {Path(options.results_dir) / 'runs' / summary['run_id']}")
-    return 0 if summary.get("status") == "finished" else 1
+    return 0 if summary.get("status") == RunStatus.FINISHED else 1

@@ -1,4 +1,5 @@
 """``suite runs``: the table of run records."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,12 +7,10 @@ from pathlib import Path
 SORT = ["dataset", "arch", "eps", "method", "seed", "run_id"]
 
 
-STATUSES = ("running", "finished", "failed", "pruned", "interrupted")
-
-
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("runs", help="list run records",
-                                   description="List the run records as a table (or CSV with every column).")
+    parser = subparsers.add_parser(
+        "runs", help="list run records", description="List the run records as a table (or CSV with every column)."
+    )
     parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where the run records are")
     for column in ("method", "dataset", "arch", "status"):
         parser.add_argument(f"--{column}", nargs="+", help=f"keep runs with this {column} (several allowed)")
@@ -23,33 +22,48 @@ def register(subparsers) -> None:
 
 def check_filters(args) -> None:
     """An unknown method, dataset, arch or status is a typo, not an empty selection."""
-    import difflib
-
     from ..data import DATASETS
+    from ..errors import unknown_name
     from ..methods import METHODS
-    from ..models import ARCHS
-    from ..errors import SuiteError
+    from ..models import ARCHS, RENAMED
+    from ..store.status import STATUSES
 
-    for column, known in (("method", METHODS), ("dataset", DATASETS), ("arch", ARCHS), ("status", STATUSES)):
+    for column, known in (
+        ("method", METHODS),
+        ("dataset", DATASETS),
+        ("arch", [*ARCHS, *RENAMED]),
+        ("status", STATUSES),
+    ):
         for value in getattr(args, column) or ():
             if value not in known:
-                hint = difflib.get_close_matches(value, list(known), n=1)
-                raise SuiteError(f"unknown {column} {value!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                                 + f"; choose from: {', '.join(known)}")
+                raise unknown_name(column, value, known)
 
 
 def main(args) -> int:
-    from ..numbers import tidy_frame
-    from ..records import runs_dataframe
+    from ..config.numbers import tidy_frame
+    from ..store import runs_dataframe
 
     check_filters(args)
-    frame = runs_dataframe(args.results_dir, method=args.method, dataset=args.dataset, arch=args.arch,
-                           status=args.status, eps=args.eps, seed=args.seed)
+    frame = runs_dataframe(
+        args.results_dir,
+        method=args.method,
+        dataset=args.dataset,
+        arch=args.arch,
+        status=args.status,
+        eps=args.eps,
+        seed=args.seed,
+    )
     if args.csv:
         print(tidy_frame(frame).to_csv(index=False), end="")
     elif frame.empty:
-        print(f"no runs under {args.results_dir / 'runs'}" + (" match these filters" if any(
-            getattr(args, c) for c in ("method", "dataset", "arch", "status", "eps", "seed")) else ""))
+        print(
+            f"no runs under {args.results_dir / 'runs'}"
+            + (
+                " match these filters"
+                if any(getattr(args, c) for c in ("method", "dataset", "arch", "status", "eps", "seed"))
+                else ""
+            )
+        )
     else:
         print(table(frame))
     return 0
@@ -62,9 +76,9 @@ def table(frame) -> str:
     ``RA-PGD@AA`` is RA-PGD on AutoAttack's points, beside RA-AA; a dash marks a metric not (yet)
     measured. Runs where AutoAttack is weaker than PGD on the same points are listed below the table.
     """
-    from ..report.tables import aa_weaker_models
-
     import pandas as pd
+
+    from ..report.tables import aa_weaker_models
 
     frame = frame.sort_values(SORT, kind="stable")
     number = lambda v: "-" if v is None or pd.isna(v) else f"{v:.2f}"  # noqa: E731
@@ -72,21 +86,26 @@ def table(frame) -> str:
     hp_columns = [c for c in frame.columns if c.startswith("hp_")]
 
     def hparams(row) -> str:
-        return " ".join(f"{c[3:]}={row[c]:g}" if isinstance(row[c], float) else f"{c[3:]}={row[c]}"
-                        for c in hp_columns if row[c] is not None and not pd.isna(row[c]))
+        return " ".join(
+            f"{c[3:]}={row[c]:g}" if isinstance(row[c], float) else f"{c[3:]}={row[c]}"
+            for c in hp_columns
+            if row[c] is not None and not pd.isna(row[c])
+        )
 
-    shown = pd.DataFrame({
-        "run": frame["run_id"],
-        "status": frame["status"],
-        "epochs": [f"{whole(d)}/{whole(t)}" for d, t in zip(frame["epochs_done"], frame["epochs"])],
-        "SA": frame["sa"].map(number),
-        "RA-PGD": frame["ra_pgd"].map(number),
-        "RA-PGD@AA": frame["ra_pgd_aa_subset"].map(number),
-        "RA-AA": frame["ra_aa"].map(number),
-        "last RA-PGD": frame["last_ra_pgd"].map(number),
-        "best ep": frame["best_epoch"].map(whole),
-        "hyperparameters": [hparams(row) for _, row in frame.iterrows()],
-    })
+    shown = pd.DataFrame(
+        {
+            "run": frame["run_id"],
+            "status": frame["status"],
+            "epochs": [f"{whole(d)}/{whole(t)}" for d, t in zip(frame["epochs_done"], frame["epochs"])],
+            "SA": frame["sa"].map(number),
+            "RA-PGD": frame["ra_pgd"].map(number),
+            "RA-PGD@AA": frame["ra_pgd_aa_subset"].map(number),
+            "RA-AA": frame["ra_aa"].map(number),
+            "last RA-PGD": frame["last_ra_pgd"].map(number),
+            "best ep": frame["best_epoch"].map(whole),
+            "hyperparameters": [hparams(row) for _, row in frame.iterrows()],
+        }
+    )
     lines = aligned(shown, left=("run", "status", "hyperparameters"))
     counts = frame["status"].value_counts()
     lines.append(f"{len(frame)} runs: " + ", ".join(f"{n} {status}" for status, n in counts.items()))

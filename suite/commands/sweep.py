@@ -1,8 +1,9 @@
 """``suite sweep SPEC``: run a grid of configurations, locally or on Slurm."""
+
 from __future__ import annotations
 
+from ..config.settings import parse_setting
 from ..errors import SuiteError
-from ..settings import parse_setting
 from .run import add_option_arguments, options_from_args
 
 EPILOG = """examples:
@@ -18,21 +19,38 @@ def register(subparsers) -> None:
     import argparse
 
     parser = subparsers.add_parser(
-        "sweep", help="run a grid of configurations (locally or on Slurm)", epilog=EPILOG,
+        "sweep",
+        help="run a grid of configurations (locally or on Slurm)",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Expand a sweep spec (sweeps/*.yaml) into runs, skip the finished ones and launch the "
-                    "rest through submitit. Exits non-zero if any run failed.")
+        "rest through submitit. Exits non-zero if any run failed.",
+    )
     parser.add_argument("spec", help="the sweep spec, e.g. sweeps/table1.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a base setting or a grid axis (YAML value; repeatable): "
-                             "--set epochs=5 --set seeds=[0,1] --set eps=[8] --set lmbda=best:STUDY.yaml")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a base setting or a grid axis (YAML value; repeatable): "
+        "--set epochs=5 --set seeds=[0,1] --set eps=[8] --set lmbda=best:STUDY.yaml",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the runs, their ids and which are done")
-    parser.add_argument("--executor", choices=["local", "slurm"], default="local",
-                        help="local: processes on this machine; slurm: one job array")
+    parser.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        default="local",
+        help="local: processes on this machine; slurm: one job array",
+    )
     parser.add_argument("--workers", type=int, help="local: runs at a time (default: --runs-per-gpu per GPU, else 1)")
-    parser.add_argument("--runs-per-gpu", type=int, metavar="K",
-                        help="runs sharing each GPU, locally and in each Slurm array task (default on GPUs: 1 "
-                             "with CUDA graphs, 4 with --no-cuda-graphs; 1 on CPU)")
+    parser.add_argument(
+        "--runs-per-gpu",
+        type=int,
+        metavar="K",
+        help="runs sharing each GPU, locally and in each Slurm array task (default on GPUs: 1 "
+        "with CUDA graphs, 4 with --no-cuda-graphs; 1 on CPU)",
+    )
     g = parser.add_argument_group("slurm (--executor slurm): one job array")
     add_slurm_arguments(g)
     g.add_argument("--no-wait", action="store_true", help="submit and return instead of waiting for the jobs")
@@ -47,15 +65,25 @@ def add_slurm_arguments(g) -> None:
     g.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per run")
     g.add_argument("--cpus-per-job", type=int, default=8, help="CPU cores per run (also its torch threads)")
     g.add_argument("--array-parallelism", type=int, default=64, help="array tasks running at once")
-    g.add_argument("--slurm", dest="slurm_extra", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other submitit SlurmExecutor parameter, e.g. account=abc, mem=32G, qos=high")
+    g.add_argument(
+        "--slurm",
+        dest="slurm_extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other submitit SlurmExecutor parameter, e.g. account=abc, mem=32G, qos=high",
+    )
 
 
 def check_launch_numbers(args) -> None:
     """Workers and Slurm sizes are positive (GPUs may be 0)."""
-    for flag, value in (("--workers", args.workers), ("--runs-per-gpu", args.runs_per_gpu), ("--time", args.time),
-                        ("--cpus-per-job", args.cpus_per_job),
-                        ("--array-parallelism", args.array_parallelism)):
+    for flag, value in (
+        ("--workers", args.workers),
+        ("--runs-per-gpu", args.runs_per_gpu),
+        ("--time", args.time),
+        ("--cpus-per-job", args.cpus_per_job),
+        ("--array-parallelism", args.array_parallelism),
+    ):
         if value is not None and value < 1:
             raise SuiteError(f"{flag} must be at least 1, got {value}")
     if args.gpus_per_job < 0:
@@ -64,8 +92,12 @@ def check_launch_numbers(args) -> None:
 
 def slurm_parameters(args) -> dict:
     """The submitit SlurmExecutor parameters of the command line."""
-    params = {"time": args.time, "gpus_per_node": args.gpus_per_job, "cpus_per_task": args.cpus_per_job,
-              "array_parallelism": args.array_parallelism}
+    params = {
+        "time": args.time,
+        "gpus_per_node": args.gpus_per_job,
+        "cpus_per_task": args.cpus_per_job,
+        "array_parallelism": args.array_parallelism,
+    }
     if args.partition:
         params["partition"] = args.partition
     for item in args.slurm_extra:
@@ -75,16 +107,26 @@ def slurm_parameters(args) -> dict:
 
 
 def main(args) -> int:
-    from ..sweep import load_spec, run_sweep
+    from ..experiments.launch import run_sweep
+    from ..experiments.sweep import load_spec
 
     check_launch_numbers(args)
     spec = load_spec(args.spec, args.overrides, results_dir=args.results_dir)
     options = options_from_args(args)
-    result = run_sweep(spec, options, executor=args.executor, workers=args.workers,
-                       slurm=slurm_parameters(args) if args.executor == "slurm" else None,
-                       dry_run=args.dry_run, wait=not args.no_wait, runs_per_gpu=args.runs_per_gpu)
+    result = run_sweep(
+        spec,
+        options,
+        executor=args.executor,
+        workers=args.workers,
+        slurm=slurm_parameters(args) if args.executor == "slurm" else None,
+        dry_run=args.dry_run,
+        wait=not args.no_wait,
+        runs_per_gpu=args.runs_per_gpu,
+    )
     if not args.dry_run:
         print(f"sweep {spec.name}: {result.report()}")
-        print(f"results: suite runs --results-dir {options.results_dir}; "
-              f"journal and job logs: {options.results_dir}/sweeps/{spec.name}/")
+        print(
+            f"results: suite runs --results-dir {options.results_dir}; "
+            f"journal and job logs: {options.results_dir}/sweeps/{spec.name}/"
+        )
     return 1 if result.failed else 0

@@ -1,4 +1,5 @@
 """``suite tune SPEC``: create or resume an Optuna study over a method's hyperparameters."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,19 +24,30 @@ def register(subparsers) -> None:
     import argparse
 
     parser = subparsers.add_parser(
-        "tune", help="tune a method hyperparameter (Fast-BAT's lambda) with Optuna",
+        "tune",
+        help="tune a method hyperparameter (Fast-BAT's lambda) with Optuna",
         description="Create or resume the Optuna study of a spec: every trial is one run of the suite.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("spec", type=Path, help="study spec (YAML), e.g. sweeps/lambda_smoke.yaml")
     g = parser.add_argument_group("study")
-    g.add_argument("--storage", help="Optuna storage URL (sqlite:///..., postgresql://user@host/db) or a journal "
-                                     "file path (default <results>/studies/<name>.journal)")
+    g.add_argument(
+        "--storage",
+        help="Optuna storage URL (sqlite:///..., postgresql://user@host/db) or a journal "
+        "file path (default <results>/studies/<name>.journal)",
+    )
     g.add_argument("--workers", type=int, default=1, help="worker processes on this machine, one trial each at a time")
     g.add_argument("--n-trials", type=int, help="finished trials the study should hold (default: the spec's)")
     g.add_argument("--show", action="store_true", help="print the best parameters and the trials table; run nothing")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a spec setting (YAML value): a base setting (epochs=5), a spec key "
-                        "(n_trials=30, name=x) or a nested one (search.lmbda=[0.1,100], pruner.name=none)")
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec setting (YAML value): a base setting (epochs=5), a spec key "
+        "(n_trials=30, name=x) or a nested one (search.lmbda=[0.1,100], pruner.name=none)",
+    )
     add_option_arguments(parser)
     parser.set_defaults(func=main)
 
@@ -43,7 +55,7 @@ def register(subparsers) -> None:
 def main(args) -> int:
     import sys
 
-    from ..tune import export_trials, redact, run_study, show
+    from ..experiments.tune import export_trials, redact, run_study, show
 
     # W&B (and spawned workers) copy the command line: keep a --storage password out of it
     sys.argv[:] = [redact(arg) for arg in sys.argv]
@@ -51,8 +63,9 @@ def main(args) -> int:
     if args.show:
         print(show(args.spec, storage=args.storage, results_dir=options.results_dir, overrides=args.set))
         return 0
-    study = run_study(args.spec, options, storage=args.storage, workers=args.workers, n_trials=args.n_trials,
-                      overrides=args.set)
+    study = run_study(
+        args.spec, options, storage=args.storage, workers=args.workers, n_trials=args.n_trials, overrides=args.set
+    )
     frame = export_trials(study, options.results_dir)
     states = frame["state"].value_counts().to_dict() if len(frame) else {}
     print(f"study {study.study_name}: {len(frame)} trials {states}; see: {show_command(args)}")
@@ -64,7 +77,7 @@ def show_command(args) -> str:
     """The ``suite tune ... --show`` command for the study just run (same spec, settings, storage)."""
     import shlex
 
-    from ..tune import redact
+    from ..experiments.tune import redact
 
     parts = ["suite", "tune", str(args.spec), "--show"] + [f"--set={item}" for item in args.set]
     if args.storage:

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import torch
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, unknown_name
 
 from .device_loader import DeviceLoader
 from .imagefolder import load_tiny_imagenet, prepare_tiny_imagenet
 from .torchvision_sets import load_cifar, load_fashion_mnist, load_svhn
 
-__all__ = ["DatasetInfo", "Splits", "DATASETS", "load_splits", "DeviceLoader",
-           "prepare_tiny_imagenet"]
+__all__ = ["DatasetInfo", "Splits", "DATASETS", "load_splits", "DeviceLoader", "prepare_tiny_imagenet"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     crop_padding: int  # 4 where the paper augments with random crop, 0 for none
-    flip: bool         # random horizontal flip
+    flip: bool  # random horizontal flip
 
 
 @dataclass
@@ -48,14 +47,12 @@ class Splits:
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "cifar10": DatasetInfo("cifar10", 3, 10, 32, (0.4914, 0.4822, 0.4465),
-                           (0.2471, 0.2435, 0.2616), 4, True),
-    "cifar100": DatasetInfo("cifar100", 3, 100, 32, (0.5071, 0.4865, 0.4409),
-                            (0.2673, 0.2564, 0.2762), 4, True),
-    "svhn": DatasetInfo("svhn", 3, 10, 32, (0.4377, 0.4438, 0.4728),
-                        (0.1980, 0.2010, 0.1970), 0, False),
-    "tiny_imagenet": DatasetInfo("tiny_imagenet", 3, 200, 64, (0.4802, 0.4481, 0.3975),
-                                 (0.2770, 0.2691, 0.2821), 4, True),
+    "cifar10": DatasetInfo("cifar10", 3, 10, 32, (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616), 4, True),
+    "cifar100": DatasetInfo("cifar100", 3, 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 4, True),
+    "svhn": DatasetInfo("svhn", 3, 10, 32, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), 0, False),
+    "tiny_imagenet": DatasetInfo(
+        "tiny_imagenet", 3, 200, 64, (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821), 4, True
+    ),
     "fashion_mnist": DatasetInfo("fashion_mnist", 1, 10, 28, (0.2860,), (0.3530,), 0, False),
 }
 
@@ -75,22 +72,26 @@ def _read(name: str, data_dir: Path, download: bool):
 def _check(info: DatasetInfo, x: torch.Tensor, y: torch.Tensor, where: Path, split: str):
     want = (info.in_channels, info.image_size, info.image_size)
     if x.dtype != torch.uint8 or tuple(x.shape[1:]) != want or y.shape != x.shape[:1]:
-        raise SuiteError(f"{info.name} {split} images in {where} have shape "
-                         f"{tuple(x.shape[1:])} ({x.dtype}, {y.shape[0]} labels), expected {want} "
-                         f"(uint8, one label each): the files are corrupt")
+        raise SuiteError(
+            f"{info.name} {split} images in {where} have shape "
+            f"{tuple(x.shape[1:])} ({x.dtype}, {y.shape[0]} labels), expected {want} "
+            f"(uint8, one label each): the files are corrupt"
+        )
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= info.num_classes):
-        raise SuiteError(f"{info.name} {split} labels in {where} lie outside "
-                         f"0..{info.num_classes - 1}: the files are corrupt")
+        raise SuiteError(
+            f"{info.name} {split} labels in {where} lie outside 0..{info.num_classes - 1}: the files are corrupt"
+        )
 
 
-def load_splits(name: str, data_dir: str | Path, download: bool = True,
-                val_fraction: float = 0.1, split_seed: int = 0) -> Splits:
+def load_splits(
+    name: str, data_dir: str | Path, download: bool = True, val_fraction: float = 0.1, split_seed: int = 0
+) -> Splits:
     """Load data set ``name``; split its training set into train/val with a fixed
     permutation drawn from ``split_seed``; the official test set is the test split."""
     aliases = {k.replace("_", ""): k for k in DATASETS}
     key = aliases.get(name.lower().replace("-", "").replace("_", ""))
     if key is None:
-        raise SuiteError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+        raise unknown_name("dataset", name, DATASETS)
     if not 0.0 <= val_fraction < 1.0:
         raise SuiteError(f"val_fraction must be in [0, 1), got {val_fraction}")
     info = DATASETS[key]
@@ -103,5 +104,4 @@ def load_splits(name: str, data_dir: str | Path, download: bool = True,
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
     n_val = int(round(n * val_fraction))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
-    return Splits(info, train_x[train_idx], train_y[train_idx], train_x[val_idx],
-                  train_y[val_idx], test_x, test_y)
+    return Splits(info, train_x[train_idx], train_y[train_idx], train_x[val_idx], train_y[val_idx], test_x, test_y)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from suite.errors import SuiteError
 
@@ -16,8 +16,9 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def obtain(what: str, folder: Path | str, present: Callable[[], bool], download: bool,
-           fetch: Callable[[], object], fix: str) -> None:
+def obtain(
+    what: str, folder: Path | str, present: Callable[[], bool], download: bool, fetch: Callable[[], object], fix: str
+) -> None:
     """Make sure a dataset's files are present, downloading them if allowed.
 
     ``present`` says whether the files are there; ``fetch`` downloads them
@@ -32,8 +33,7 @@ def obtain(what: str, folder: Path | str, present: Callable[[], bool], download:
         fetch()
     except Exception as exc:  # no internet, HTTP error, bad archive, ...
         raise SuiteError(
-            f"{what} not found in {folder} and could not be downloaded "
-            f"(offline? {one_line(exc)}): {fix}"
+            f"{what} not found in {folder} and could not be downloaded (offline? {one_line(exc)}): {fix}"
         ) from exc
     if not present():
         raise SuiteError(f"{what} not found in {folder} even after downloading: {fix}")
@@ -42,6 +42,4 @@ def obtain(what: str, folder: Path | str, present: Callable[[], bool], download:
 def corrupt(path: Path, exc: BaseException | None = None, detail: str = "") -> SuiteError:
     """The error for an unreadable data file."""
     why = detail or (one_line(exc) if exc is not None else "unreadable")
-    return SuiteError(
-        f"corrupt or truncated data file {path} ({why}): delete it and download it again"
-    )
+    return SuiteError(f"corrupt or truncated data file {path} ({why}): delete it and download it again")

@@ -18,10 +18,19 @@ class DeviceLoader:
     reproducible from the generator's seed.
     """
 
-    def __init__(self, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int, *,
-                 shuffle: bool, crop_padding: int = 0, flip: bool = False,
-                 device: str | torch.device = "cpu", generator: torch.Generator | None = None,
-                 drop_last: bool = False):
+    def __init__(
+        self,
+        x_uint8: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        crop_padding: int = 0,
+        flip: bool = False,
+        device: str | torch.device = "cpu",
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ):
         if x_uint8.dtype != torch.uint8 or x_uint8.dim() != 4:
             raise ValueError(f"expected uint8 NCHW images, got {x_uint8.dtype} {tuple(x_uint8.shape)}")
         if y.shape[0] != x_uint8.shape[0]:
@@ -59,8 +68,7 @@ class DeviceLoader:
         crop columns and flips, drawn in that order from the generator (on its own device) and
         moved at once. Drawn batch by batch, each move to a GPU was a host sync, three a batch."""
         dev = self.generator.device if self.generator is not None else torch.device("cpu")
-        order = (torch.randperm(n, generator=self.generator, device=dev) if self.shuffle
-                 else torch.arange(n, device=dev))
+        order = torch.randperm(n, generator=self.generator, device=dev) if self.shuffle else torch.arange(n, device=dev)
         draws = [order]
         for start in starts:
             b = min(self.batch_size, n - start)
@@ -77,13 +85,13 @@ class DeviceLoader:
         draws = self._epoch_draws(n, starts)
         order, at = draws[:n], n
         for start in starts:
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             b = len(idx)
             xb, yb = self.x[idx], self.y[idx]
             if self.crop_padding:
-                xb = self._crop(xb, draws[at:at + b], draws[at + b:at + 2 * b])
+                xb = self._crop(xb, draws[at : at + b], draws[at + b : at + 2 * b])
                 at += 2 * b
             if self.flip:
-                xb = torch.where(draws[at:at + b].bool()[:, None, None, None], xb.flip(3), xb)
+                xb = torch.where(draws[at : at + b].bool()[:, None, None, None], xb.flip(3), xb)
                 at += b
             yield xb.float().div_(255), yb

@@ -18,8 +18,9 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, IO, Iterable
+from typing import IO
 
 import numpy as np
 import torch
@@ -34,9 +35,11 @@ _ANNOTATIONS = "val/val_annotations.txt"
 
 
 def _hint(data_dir: Path) -> str:
-    return ("download the official archive tiny-imagenet-200.zip "
-            "(http://cs231n.stanford.edu/tiny-imagenet-200.zip) and run "
-            f"'suite data prepare-tiny-imagenet PATH/TO/tiny-imagenet-200.zip --data-dir {data_dir}'")
+    return (
+        "download the official archive tiny-imagenet-200.zip "
+        "(http://cs231n.stanford.edu/tiny-imagenet-200.zip) and run "
+        f"'suite data prepare-tiny-imagenet PATH/TO/tiny-imagenet-200.zip --data-dir {data_dir}'"
+    )
 
 
 def _is_image(name: str) -> bool:
@@ -56,13 +59,14 @@ def _decode(path: Path, size: int) -> np.ndarray:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise corrupt(path, exc) from exc
     if arr.shape[:2] != (size, size):
-        raise SuiteError(f"image {path} is {arr.shape[1]}x{arr.shape[0]} pixels, "
-                         f"expected {size}x{size}: replace it with the original file")
+        raise SuiteError(
+            f"image {path} is {arr.shape[1]}x{arr.shape[0]} pixels, "
+            f"expected {size}x{size}: replace it with the original file"
+        )
     return arr
 
 
-def read_image_folder(root: Path, size: int, classes: list[str] | None = None,
-                      data_dir: Path | None = None):
+def read_image_folder(root: Path, size: int, classes: list[str] | None = None, data_dir: Path | None = None):
     """Read ``root/<class>/*`` into (uint8 N x 3 x size x size, int64 N, class names).
 
     Class index = position in ``classes`` (default: the sorted sub-folder names).
@@ -77,8 +81,9 @@ def read_image_folder(root: Path, size: int, classes: list[str] | None = None,
         if d.name == "images" or (d / "images").is_dir():
             raise SuiteError(f"{root} is in the official archive layout, not prepared: {hint}")
         if d.name not in index:
-            raise SuiteError(f"class folder {d} is not one of the {len(classes)} training "
-                             f"classes: re-prepare the data ({hint})")
+            raise SuiteError(
+                f"class folder {d} is not one of the {len(classes)} training classes: re-prepare the data ({hint})"
+            )
         imgs = _images_in(d)
         if not imgs:
             raise SuiteError(f"class folder {d} holds no images: re-prepare the data ({hint})")
@@ -96,11 +101,11 @@ def load_tiny_imagenet(data_dir: Path, download: bool, size: int = 64):
     """(train_x, train_y, test_x, test_y), folder. There is no automatic download."""
     root = data_dir / FOLDER
     if not (root / "train").is_dir() or not (root / "val").is_dir():
-        raise SuiteError(f"Tiny-ImageNet not found in {root} (it cannot be downloaded "
-                         f"automatically): {_hint(data_dir)}")
+        raise SuiteError(
+            f"Tiny-ImageNet not found in {root} (it cannot be downloaded automatically): {_hint(data_dir)}"
+        )
     if (root / "val" / "images").is_dir():
-        raise SuiteError(f"{root} is in the official archive layout, not prepared: "
-                         f"{_hint(data_dir)}")
+        raise SuiteError(f"{root} is in the official archive layout, not prepared: {_hint(data_dir)}")
     train_x, train_y, classes = read_image_folder(root / "train", size, data_dir=data_dir)
     test_x, test_y, _ = read_image_folder(root / "val", size, classes, data_dir=data_dir)
     return (train_x, train_y, test_x, test_y), root
@@ -108,12 +113,15 @@ def load_tiny_imagenet(data_dir: Path, download: bool, size: int = 64):
 
 # ---------------------------------------------------------------- preparation
 
+
 def _plain(name: str, where: str) -> str:
     """``name`` if it is a plain file or folder name (no separator, not . or ..), else an error:
     names taken from an archive become paths, and must not lead out of the output folder."""
     if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
-        raise SuiteError(f"unsafe name {name!r} in {where}: not a plain file or folder name, "
-                         f"so this is not the official archive; nothing was written")
+        raise SuiteError(
+            f"unsafe name {name!r} in {where}: not a plain file or folder name, "
+            f"so this is not the official archive; nothing was written"
+        )
     return name
 
 
@@ -169,10 +177,8 @@ def _build(dest: Path, members: Iterable[tuple[tuple[str, ...], Callable[[], IO[
 def _check_result(dest: Path, source: Path, data_dir: Path) -> None:
     for split in ("train", "val"):
         folder = dest / split
-        if not folder.is_dir() or not any(d.is_dir() and d.name != "images"
-                                          for d in folder.iterdir()):
-            raise SuiteError(f"{source} holds no {split} images in the Tiny-ImageNet layout: "
-                             f"{_hint(data_dir)}")
+        if not folder.is_dir() or not any(d.is_dir() and d.name != "images" for d in folder.iterdir()):
+            raise SuiteError(f"{source} holds no {split} images in the Tiny-ImageNet layout: {_hint(data_dir)}")
 
 
 def prepare_tiny_imagenet(archive_or_dir: str | Path, data_dir: str | Path) -> Path:
@@ -185,8 +191,7 @@ def prepare_tiny_imagenet(archive_or_dir: str | Path, data_dir: str | Path) -> P
     src = Path(archive_or_dir).expanduser()
     data_dir = Path(data_dir).expanduser()
     dest = data_dir / FOLDER
-    exists_msg = (f"{dest} already exists: delete it to prepare again, or pass that folder "
-                  f"itself to prepare it in place")
+    exists_msg = f"{dest} already exists: delete it to prepare again, or pass that folder itself to prepare it in place"
 
     if src.is_file():
         try:
@@ -197,8 +202,9 @@ def prepare_tiny_imagenet(archive_or_dir: str | Path, data_dir: str | Path) -> P
             names = zf.namelist()
             ann = [n for n in names if n == _ANNOTATIONS or n.endswith("/" + _ANNOTATIONS)]
             if not ann:
-                raise SuiteError(f"{src} is not the Tiny-ImageNet archive "
-                                 f"(no {_ANNOTATIONS} inside): {_hint(data_dir)}")
+                raise SuiteError(
+                    f"{src} is not the Tiny-ImageNet archive (no {_ANNOTATIONS} inside): {_hint(data_dir)}"
+                )
             prefix = ann[0][: -len(_ANNOTATIONS)]
             where = f"{src}:{ann[0]}"
             try:
@@ -208,7 +214,7 @@ def prepare_tiny_imagenet(archive_or_dir: str | Path, data_dir: str | Path) -> P
                 members = []
                 for n in names:
                     if n.startswith(prefix) and not n.endswith("/"):
-                        target = _target(n[len(prefix):].split("/"), annotations, where)
+                        target = _target(n[len(prefix) :].split("/"), annotations, where)
                         if target is not None:
                             members.append((target, lambda n=n: zf.open(n)))
                 data_dir.mkdir(parents=True, exist_ok=True)
@@ -221,8 +227,7 @@ def prepare_tiny_imagenet(archive_or_dir: str | Path, data_dir: str | Path) -> P
             root = src / FOLDER
         ann_path = root / _ANNOTATIONS
         if not ann_path.is_file():
-            raise SuiteError(f"{src} is not the extracted Tiny-ImageNet archive "
-                             f"(no {_ANNOTATIONS}): {_hint(data_dir)}")
+            raise SuiteError(f"{src} is not the extracted Tiny-ImageNet archive (no {_ANNOTATIONS}): {_hint(data_dir)}")
         annotations = _parse_annotations(ann_path.read_text(), str(ann_path))
         files = [p for p in (root / "val" / "images").glob("*")]
         for d in (root / "train").glob("*"):
@@ -237,8 +242,7 @@ def prepare_tiny_imagenet(archive_or_dir: str | Path, data_dir: str | Path) -> P
                 out = root.joinpath(*target)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 if not out.parent.resolve().is_relative_to(root.resolve()):
-                    raise SuiteError(f"{out.parent} leads out of {root} (a link?): "
-                                     f"extract the official archive again")
+                    raise SuiteError(f"{out.parent} leads out of {root} (a link?): extract the official archive again")
                 os.replace(p, out)
             for d in [root / "val" / "images", *(root / "train").glob("*/images")]:
                 if d.is_dir() and not any(d.iterdir()):

@@ -8,6 +8,7 @@ the next, and so on. The patterns are linearly separable and small, so a network
 once; with ``beta`` near the training budget, single-step adversarial training relies on them and
 catastrophically overfits at a much smaller eps than on the clean data (``--inject-beta``).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,7 @@ def carriers(num_classes: int, channels: int, height: int, width: int) -> torch.
 
     Where a basis image is zero up to rounding, the sign is taken as +1 (deterministic on every
     platform)."""
-    frequencies = zigzag(height, width)[1:num_classes + 1]
+    frequencies = zigzag(height, width)[1 : num_classes + 1]
     if len(frequencies) < num_classes:
         raise ValueError(f"{num_classes} classes need more DCT frequencies than a {height}x{width} image has")
     patterns = [torch.where(dct_basis(u, v, height, width) < -1e-9, -1.0, 1.0) for u, v in frequencies]

@@ -21,22 +21,27 @@ import torch
 from ._common import corrupt, obtain
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
-_FASHION_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+_FASHION_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 _CIFAR = {"cifar10": ("CIFAR10", "CIFAR-10"), "cifar100": ("CIFAR100", "CIFAR-100")}
 
 
 def _fetch_hint(call: str, what: str, into: Path) -> str:
-    return (f"run 'python -c \"import torchvision; torchvision.datasets.{call}\"' on a machine "
-            f"with internet and copy {what} into {into}")
+    return (
+        f"run 'python -c \"import torchvision; torchvision.datasets.{call}\"' on a machine "
+        f"with internet and copy {what} into {into}"
+    )
 
 
 def _first_mismatch(folder: Path, files: list[tuple[str, str]]) -> Path | None:
     """The first of ``files`` (name, official MD5) in ``folder`` whose checksum differs."""
     from torchvision.datasets.utils import check_integrity
 
-    return next((folder / name for name, md5 in files
-                 if not check_integrity(str(folder / name), md5)), None)
+    return next((folder / name for name, md5 in files if not check_integrity(str(folder / name), md5)), None)
 
 
 def _verified(make, folder: Path, files: list[tuple[str, str]]):
@@ -60,15 +65,19 @@ def load_cifar(name: str, data_dir: Path, download: bool):
     folder = data_dir / cls.base_folder
     files = [(f, md5) for f, md5 in cls.train_list + cls.test_list]
     files.append((cls.meta["filename"], cls.meta["md5"]))
-    fix = _fetch_hint(f"{tv_class}(\\\"{data_dir}\\\", download=True)",
-                      f"the folder {cls.base_folder}", data_dir)
-    obtain(pretty, folder, lambda: all((folder / f).is_file() for f, _ in files), download,
-           lambda: cls(root=str(data_dir), download=True), fix)
+    fix = _fetch_hint(f'{tv_class}(\\"{data_dir}\\", download=True)', f"the folder {cls.base_folder}", data_dir)
+    obtain(
+        pretty,
+        folder,
+        lambda: all((folder / f).is_file() for f, _ in files),
+        download,
+        lambda: cls(root=str(data_dir), download=True),
+        fix,
+    )
     out = []
     for train in (True, False):
         ds = _verified(lambda: cls(root=str(data_dir), train=train, download=False), folder, files)
-        out += [torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(),
-                torch.tensor(ds.targets, dtype=torch.int64)]
+        out += [torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets, dtype=torch.int64)]
     return tuple(out), folder
 
 
@@ -80,12 +89,16 @@ def load_svhn(data_dir: Path, download: bool):
     out = []
     for split in ("train", "test"):
         _, fname, md5 = cls.split_list[split]
-        fix = _fetch_hint(f"SVHN(\\\"{folder}\\\", split=\\\"{split}\\\", download=True)",
-                          fname, folder)
-        obtain(f"SVHN {split} set ({fname})", folder, (folder / fname).is_file, download,
-               lambda split=split: cls(root=str(folder), split=split, download=True), fix)
-        ds = _verified(lambda: cls(root=str(folder), split=split, download=False), folder,
-                       [(fname, md5)])
+        fix = _fetch_hint(f'SVHN(\\"{folder}\\", split=\\"{split}\\", download=True)', fname, folder)
+        obtain(
+            f"SVHN {split} set ({fname})",
+            folder,
+            (folder / fname).is_file,
+            download,
+            lambda split=split: cls(root=str(folder), split=split, download=True),
+            fix,
+        )
+        ds = _verified(lambda: cls(root=str(folder), split=split, download=False), folder, [(fname, md5)])
         out += [torch.from_numpy(ds.data).contiguous(), torch.from_numpy(ds.labels.astype("int64"))]
     return tuple(out), folder
 
@@ -101,12 +114,10 @@ def _read_idx(path: Path, reader, staging: Path) -> torch.Tensor:
     """Decompress ``path`` (gzip or plain) into ``staging`` and parse it with ``reader``."""
     plain = staging / path.name.removesuffix(".gz")
     try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as src, \
-                open(plain, "wb") as dst:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as src, open(plain, "wb") as dst:
             shutil.copyfileobj(src, dst)
         return reader(str(plain))
-    except (OSError, EOFError, zlib.error, AssertionError, RuntimeError, TypeError,
-            ValueError, KeyError) as exc:
+    except (OSError, EOFError, zlib.error, AssertionError, RuntimeError, TypeError, ValueError, KeyError) as exc:
         raise corrupt(path, exc) from exc
 
 
@@ -123,14 +134,19 @@ def load_fashion_mnist(data_dir: Path, download: bool):
                 return folder, paths
         return None
 
-    fix = ("install the Debian package dataset-fashion-mnist, or "
-           + _fetch_hint(f"FashionMNIST(\\\"{data_dir}\\\", download=True)",
-                         "the folder FashionMNIST", data_dir))
-    obtain("Fashion-MNIST", ", ".join(str(c) for c in candidates), lambda: located() is not None,
-           download, lambda: FashionMNIST(root=str(data_dir), download=True), fix)
+    fix = "install the Debian package dataset-fashion-mnist, or " + _fetch_hint(
+        f'FashionMNIST(\\"{data_dir}\\", download=True)', "the folder FashionMNIST", data_dir
+    )
+    obtain(
+        "Fashion-MNIST",
+        ", ".join(str(c) for c in candidates),
+        lambda: located() is not None,
+        download,
+        lambda: FashionMNIST(root=str(data_dir), download=True),
+        fix,
+    )
     folder, paths = located()
     readers = [read_image_file, read_label_file] * 2
     with tempfile.TemporaryDirectory(prefix="suite-fashion-mnist-") as staging:
-        train_x, train_y, test_x, test_y = (_read_idx(p, r, Path(staging))
-                                            for p, r in zip(paths, readers))
+        train_x, train_y, test_x, test_y = (_read_idx(p, r, Path(staging)) for p, r in zip(paths, readers))
     return (train_x.unsqueeze(1), train_y, test_x.unsqueeze(1), test_y), folder

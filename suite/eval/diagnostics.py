@@ -1,8 +1,9 @@
 """Catastrophic-overfitting diagnostics logged every epoch on a fixed set of training points."""
+
 import torch
 import torch.nn.functional as F
 
-from ..attacks import input_grad, project, uniform_init
+from ..methods.perturbation import input_grad, project, uniform_init
 
 
 def co_diagnostics(model, x, y, eps: float, steps: int = 10) -> dict:
@@ -27,4 +28,8 @@ def co_diagnostics(model, x, y, eps: float, steps: int = 10) -> dict:
         acc = (model(x + delta).argmax(1) == y).float().mean().item()
     model.train(was_training)
     cos = lambda a, b: F.cosine_similarity(a.flatten(1), b.flatten(1), dim=1, eps=1e-12).mean().item()  # noqa: E731
-    return {"train_pgd_acc": 100.0 * acc, "fgsm_pgd_cos": cos(fgsm, delta), "grad_align_cos": cos(grad_clean, grad_noisy)}
+    return {
+        "train_pgd_acc": 100.0 * acc,
+        "fgsm_pgd_cos": cos(fgsm, delta),
+        "grad_align_cos": cos(grad_clean, grad_noisy),
+    }

@@ -14,10 +14,11 @@ A method module provides
 
 Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` below.
 """
+
 from types import ModuleType
 
-from ..checks import check_number
-from ..errors import SuiteError
+from ..config.checks import check_number
+from ..errors import SuiteError, unknown_name
 from . import fast_at, fast_at_ga, fast_bat, fgsm, n_fgsm, pgd, standard
 
 METHODS: dict[str, ModuleType] = {
@@ -33,7 +34,7 @@ METHODS: dict[str, ModuleType] = {
 
 def get_method(name: str) -> ModuleType:
     if name not in METHODS:
-        raise SuiteError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+        raise unknown_name("method", name, METHODS)
     return METHODS[name]
 
 
@@ -44,7 +45,9 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
     unknown = set(overrides or {}) - set(hparams)
     if unknown:
         known = ", ".join(sorted(hparams)) or "none"
-        raise SuiteError(f"method {name!r} has no hyperparameter {', '.join(sorted(unknown))}; its hyperparameters: {known}")
+        raise SuiteError(
+            f"method {name!r} has no hyperparameter {', '.join(sorted(unknown))}; its hyperparameters: {known}"
+        )
     for key, value in (overrides or {}).items():
         if value is not None:
             default = hparams[key]
@@ -53,10 +56,14 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
             numeric = isinstance(value, int) and not isinstance(value, bool)
             hparams[key] = float(value) if numeric and (default is None or isinstance(default, float)) else value
     getattr(get_method(name), "validate", lambda hp: None)(hparams)
-    for key, value in hparams.items():   # numbers: finite, not negative, integers where the default is one
+    for key, value in hparams.items():  # numbers: finite, not negative, integers where the default is one
         if value is not None and not isinstance(value, str):
-            check_number(f"{name} hyperparameter {key}", value, minimum=0,
-                         integer=isinstance(defaults[key], int) and not isinstance(defaults[key], bool))
+            check_number(
+                f"{name} hyperparameter {key}",
+                value,
+                minimum=0,
+                integer=isinstance(defaults[key], int) and not isinstance(defaults[key], bool),
+            )
     return hparams
 
 

@@ -1,8 +1,9 @@
 """Fast-AT (RS-FGSM; Wong et al. 2020): one signed step of 1.25 eps from a uniform random start."""
+
 import torch.nn.functional as F
 
-from ..attacks import signed_step, uniform_init
-from ..checks import check_number
+from ..config.checks import check_number
+from .perturbation import signed_step, uniform_init
 
 
 def defaults(eps: float) -> dict:

@@ -7,17 +7,18 @@ eta ~ U(-eps, eps); the second gradient keeps its graph (double backprop).
 The FGSM-from-zero gradient *is* the clean input gradient, so it is computed once and
 serves both the attack and the regularizer (the reference computes it twice).
 """
+
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ..attacks import input_grad, project
-from ..models.layers import second_order
+from ..models.second_order import second_order
+from .perturbation import input_grad, project
 
-# On an H200 (PreActResNet-18, batch 64, at init) the parameter gradient's cosine to its float64
-# value was 0.73 under bf16 autocast, 0.86 in float32 with TF32 and 0.996 in float32, against 0.9994
-# for a fresh draw of the noise: the regularizer's second-order term is sensitive to rounding.
+# The regularizer's second-order term is sensitive to rounding: under bf16 autocast (and TF32) the
+# parameter gradient moves further from its float64 value than a fresh draw of the noise moves it
+# (``suite bench --only precision``; the figures are in docs/precision.md).
 PRECISION = "fp32"
 
 _COEFFICIENTS = Path(__file__).resolve().parent.parent / "reference" / "gradalign_coefficients.csv"
@@ -57,7 +58,7 @@ def step(model, x, y, eps, *, coef):
     grad_clean, _ = input_grad(model, x, y)
     delta = project(1.25 * eps * grad_clean.sign(), x, eps)
     eta = torch.empty_like(x).uniform_(-eps, eps)
-    with second_order():                                  # its graph is differentiated twice
+    with second_order():  # its graph is differentiated twice
         grad_noisy, _ = input_grad(model, x + eta, y, create_graph=True)
     reg = coef * alignment_regularizer(grad_clean, grad_noisy)
     logits = model(x + delta)

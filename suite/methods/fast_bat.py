@@ -24,13 +24,14 @@ not in float32, where no step is both and the difference picks up the curvature 
 it crosses, tens of times the exact term (``suite bench`` reports it as ``fd_rel_error``).
 The default is ``"exact"``.
 """
+
 import torch
 import torch.nn.functional as F
 
-from ..attacks import input_grad, project, uniform_init
-from ..checks import check_number
+from ..config.checks import check_number
 from ..errors import SuiteError
-from ..models.layers import second_order
+from ..models.second_order import second_order
+from .perturbation import input_grad, project, uniform_init
 
 BOX_MARGIN = 1e-7
 IMPLICIT_MODES = ("exact", "finite_diff")
@@ -50,8 +51,8 @@ def validate(hparams: dict) -> None:
 def step(model, x, y, eps, *, lmbda, ll_step, implicit="exact"):
     a = ll_step / 255
     z0 = uniform_init(x, eps)
-    grad_ce, _ = input_grad(model, x + z0, y)           # grad l_atk = -grad CE
-    z = project(z0 + a * grad_ce, x, eps)               # step 2, no graph kept
+    grad_ce, _ = input_grad(model, x + z0, y)  # grad l_atk = -grad CE
+    z = project(z0 + a * grad_ce, x, eps)  # step 2, no graph kept
     return implicit_step(model, x, y, z, eps, a=a, lmbda=lmbda, implicit=implicit)
 
 
@@ -69,19 +70,19 @@ def implicit_step(model, x, y, z, eps, *, a, lmbda, implicit="exact"):
     if implicit != "exact":
         raise SuiteError(f"fast_bat: implicit must be one of {', '.join(IMPLICIT_MODES)}, got {implicit!r}")
     z = z.detach().requires_grad_(True)
-    with second_order():                                                    # its graph is differentiated twice
+    with second_order():  # its graph is differentiated twice
         ce_z = F.cross_entropy(model(x + z), y, reduction="sum")
-    (g1,) = torch.autograd.grad(-ce_z, z, create_graph=True)              # step 3
+    (g1,) = torch.autograd.grad(-ce_z, z, create_graph=True)  # step 3
     delta = project(z.detach() - a * g1.detach(), x, eps).requires_grad_(True)
-    h = interior_mask(delta.detach(), x, eps)                               # step 4
+    h = interior_mask(delta.detach(), x, eps)  # step 4
 
-    logits = model(x + delta)                                               # steps 5 and 7
+    logits = model(x + delta)  # steps 5 and 7
     batch = x.shape[0]
     loss = F.cross_entropy(logits, y)
-    loss.backward()                       # accumulates the parameter gradient and delta.grad
-    q = delta.grad * batch                # gradient of the summed CE at delta*
-    correction = -(g1 * (h * q)).sum() / (batch * lmbda)                   # step 6
-    correction.backward(inputs=_params(model))   # no use for the gradient with respect to z
+    loss.backward()  # accumulates the parameter gradient and delta.grad
+    q = delta.grad * batch  # gradient of the summed CE at delta*
+    correction = -(g1 * (h * q)).sum() / (batch * lmbda)  # step 6
+    correction.backward(inputs=_params(model))  # no use for the gradient with respect to z
     return loss.detach(), logits.detach()
 
 
@@ -99,23 +100,23 @@ def finite_diff_step(model, x, y, z, eps, *, a, lmbda):
     batch = x.shape[0]
     z = z.detach().requires_grad_(True)
     ce_z = F.cross_entropy(model(x + z), y, reduction="sum")
-    grad_z, *base = torch.autograd.grad(ce_z, [z, *params], allow_unused=True)   # step 3: g1 = -grad_z
+    grad_z, *base = torch.autograd.grad(ce_z, [z, *params], allow_unused=True)  # step 3: g1 = -grad_z
     delta = project(z.detach() + a * grad_z, x, eps).requires_grad_(True)
-    mask = interior_mask(delta.detach(), x, eps)                            # step 4 (H)
+    mask = interior_mask(delta.detach(), x, eps)  # step 4 (H)
 
-    logits = model(x + delta)                                               # steps 5 and 7
+    logits = model(x + delta)  # steps 5 and 7
     loss = F.cross_entropy(logits, y)
     loss.backward()
-    v = mask * delta.grad * batch                                           # v = H * q
-    rms = v.square().mean().sqrt().clamp_min(torch.finfo(v.dtype).tiny)    # no host sync
+    v = mask * delta.grad * batch  # v = H * q
+    rms = v.square().mean().sqrt().clamp_min(torch.finfo(v.dtype).tiny)  # no host sync
     h = _machine_eps(x) ** 0.5 * eps / rms
     scale = 1.0 / (batch * lmbda * h)
     shifted = F.cross_entropy(model(x + z.detach() + h * v), y, reduction="sum")
-    (scale * shifted).backward(inputs=params)                               # step 6, first half
+    (scale * shifted).backward(inputs=params)  # step 6, first half
     with torch.no_grad():
         for p, g in zip(params, base):
             if g is not None:
-                p.grad.sub_(scale * g)                                      # step 6, second half
+                p.grad.sub_(scale * g)  # step 6, second half
     return loss.detach(), logits.detach()
 
 

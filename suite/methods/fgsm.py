@@ -2,14 +2,15 @@
 delta = 0, clipped to the eps-ball and the image box; train on CE(f(x + delta)). The baseline that
 overfits catastrophically most readily.
 """
+
 import torch
 import torch.nn.functional as F
 
-from ..attacks import signed_step
+from .perturbation import signed_step
 
 
 def defaults(eps: float) -> dict:
-    return {"alpha_factor": 1.0}                          # step size alpha = alpha_factor * eps
+    return {"alpha_factor": 1.0}  # step size alpha = alpha_factor * eps
 
 
 def step(model, x, y, eps, *, alpha_factor):

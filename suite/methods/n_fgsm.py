@@ -4,10 +4,11 @@ delta = eta + alpha * sign(grad_x CE(f(x + eta))), so |delta| may reach (k + alp
 eta and delta are only clipped so that x + eta and x + delta stay in the image box [0, 1].
 The authors' defaults: k = 2, alpha = eps. Same cost as Fast-AT (one extra forward-backward).
 """
+
 import torch.nn.functional as F
 
-from ..attacks import clip_to_image, input_grad, uniform_init
-from ..checks import check_number
+from ..config.checks import check_number
+from .perturbation import clip_to_image, input_grad, uniform_init
 
 
 def defaults(eps: float) -> dict:

@@ -2,10 +2,11 @@
 
 Step size: eps/2 for PGD-2 and 2/255 for PGD-10 (the reference's choices); other k use 2.5 eps / k.
 """
+
 import torch.nn.functional as F
 
-from ..attacks import signed_step, uniform_init
-from ..checks import check_number
+from ..config.checks import check_number
+from .perturbation import signed_step, uniform_init
 
 
 def defaults(eps: float) -> dict:

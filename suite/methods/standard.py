@@ -1,4 +1,5 @@
 """Standard training: no attack (PGD-0)."""
+
 import torch.nn.functional as F
 
 

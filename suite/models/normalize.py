@@ -4,9 +4,10 @@ Attacks and training code work on images in [0, 1]; the wrapper maps them to
 the normalized space the network was built for, so the perturbation budget
 (eps) is always measured in pixel units.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

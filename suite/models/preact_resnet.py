@@ -1,23 +1,29 @@
-"""PreActResNet-18 (He et al. 2016, "Identity Mappings in Deep Residual Networks"), in two forms
-that share their parameter shapes but not their function:
+"""PreActResNet-18 (He et al. 2016, "Identity Mappings in Deep Residual Networks"), as the fast
+adversarial training papers build it, and two variants:
 
-- ``preact_resnet18``: the Fast-BAT reference implementation's network. Each block's projection
-  shortcut (1x1 conv, no BN) takes the block's raw input ``x``.
-- ``preact_resnet18_wong``: the variant of Wong et al. (2020), "Fast is better than free"
-  (github.com/locuslab/fast_adversarial) and GradAlign, whose shortcut takes the pre-activated
-  input ``relu(bn1(x))``: the network of RobustBench's Fast-AT models, for comparisons with them.
+- ``preact_resnet18``: the network of the Fast-BAT reference implementation, of Wong et al.'s
+  fast_adversarial ("Fast is better than free", 2020), of N-FGSM and of RobustBench's Fast-AT
+  models. Each block's projection shortcut (1x1 conv, no BN) takes the block's raw input ``x``;
+  a final BN-ReLU comes before the pooling.
+- ``preact_resnet18_gradalign``: GradAlign's own network (Andriushchenko & Flammarion 2020,
+  github.com/tml-epfl/understanding-fast-adv-training, ``models.py``): the same blocks, but no
+  final BN-ReLU: layer 4's output is pooled directly. Pinned to that code by its own fixture.
+- ``preact_resnet18_preact_shortcut``: the shortcut taken from the pre-activated ``relu(bn1(x))``;
+  the same parameter shapes as ``preact_resnet18``, another function, used by none of the papers
+  above (records made before it was named so list it as ``preact_resnet18_wong``).
 
 Changes from the sources: any number of input channels, adaptive average pooling instead of
 ``avg_pool2d(4)`` (any input size >= 28x28), and no in-place ops, so double backward works.
-Default PyTorch initialisation, as the reference.
+Default PyTorch initialisation, as the sources.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite.models.layers import BatchNorm2d, Conv2d
+from suite.models.second_order import BatchNorm2d, Conv2d
 
 
 def make_stage(block, in_planes: int, planes: int, num_blocks: int, stride: int) -> tuple[nn.Sequential, int]:
@@ -33,7 +39,7 @@ class PreActBlock(nn.Module):
     """Pre-activation basic block: ``conv2(relu(bn2(conv1(relu(bn1(x)))))) + shortcut(x)``."""
 
     expansion = 1
-    shortcut_on_preactivation = False     # the reference: the projection takes the raw input x
+    shortcut_on_preactivation = False  # the reference: the projection takes the raw input x
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
@@ -42,9 +48,7 @@ class PreActBlock(nn.Module):
         self.bn2 = BatchNorm2d(planes)
         self.conv2 = Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         if stride != 1 or in_planes != planes * self.expansion:
-            self.shortcut = nn.Sequential(
-                Conv2d(in_planes, planes * self.expansion, 1, stride=stride, bias=False)
-            )
+            self.shortcut = nn.Sequential(Conv2d(in_planes, planes * self.expansion, 1, stride=stride, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))
@@ -57,14 +61,16 @@ class PreActBlock(nn.Module):
         return out + shortcut
 
 
-class WongPreActBlock(PreActBlock):
-    """Wong et al.'s block: the projection shortcut takes ``relu(bn1(x))``."""
+class PreactShortcutBlock(PreActBlock):
+    """The block whose projection shortcut takes ``relu(bn1(x))`` instead of ``x``."""
 
     shortcut_on_preactivation = True
 
 
 class PreActResNet(nn.Module):
-    def __init__(self, block, num_blocks, in_channels: int = 3, num_classes: int = 10):
+    """The stem conv, four stages, then (``final_bn``) BN-ReLU, global average pooling, linear."""
+
+    def __init__(self, block, num_blocks, in_channels: int = 3, num_classes: int = 10, final_bn: bool = True):
         super().__init__()
         width = 64
         self.conv1 = Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
@@ -72,22 +78,29 @@ class PreActResNet(nn.Module):
         self.layer2, width = make_stage(block, width, 128, num_blocks[1], 2)
         self.layer3, width = make_stage(block, width, 256, num_blocks[2], 2)
         self.layer4, width = make_stage(block, width, 512, num_blocks[3], 2)
-        self.bn = BatchNorm2d(512 * block.expansion)
+        if final_bn:
+            self.bn = BatchNorm2d(512 * block.expansion)
         self.linear = nn.Linear(512 * block.expansion, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        out = F.relu(self.bn(out))
+        if hasattr(self, "bn"):
+            out = F.relu(self.bn(out))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.linear(out)
 
 
 def preact_resnet18(in_channels: int = 3, num_classes: int = 10) -> PreActResNet:
-    """The reference implementation's PreActResNet-18 (the paper's network)."""
+    """The paper's PreActResNet-18: the Fast-BAT reference's, Wong et al.'s, N-FGSM's, RobustBench's."""
     return PreActResNet(PreActBlock, [2, 2, 2, 2], in_channels, num_classes)
 
 
-def preact_resnet18_wong(in_channels: int = 3, num_classes: int = 10) -> PreActResNet:
-    """Wong et al.'s PreActResNet-18 (fast_adversarial, GradAlign, RobustBench's Fast-AT models)."""
-    return PreActResNet(WongPreActBlock, [2, 2, 2, 2], in_channels, num_classes)
+def preact_resnet18_gradalign(in_channels: int = 3, num_classes: int = 10) -> PreActResNet:
+    """GradAlign's PreActResNet-18: no BN-ReLU before the pooling."""
+    return PreActResNet(PreActBlock, [2, 2, 2, 2], in_channels, num_classes, final_bn=False)
+
+
+def preact_resnet18_preact_shortcut(in_channels: int = 3, num_classes: int = 10) -> PreActResNet:
+    """PreActResNet-18 with the projection shortcut on the pre-activated input (no paper's network)."""
+    return PreActResNet(PreactShortcutBlock, [2, 2, 2, 2], in_channels, num_classes)

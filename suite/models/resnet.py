@@ -5,14 +5,15 @@ He et al. (2016), "Deep Residual Learning for Image Recognition".
 ``avg_pool2d(4)`` (any input size >= 28x28); any number of input channels;
 no in-place ops, so double backward works.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite.models.layers import BatchNorm2d, Conv2d
 from suite.models.preact_resnet import make_stage
+from suite.models.second_order import BatchNorm2d, Conv2d
 
 
 def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module:

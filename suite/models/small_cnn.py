@@ -5,12 +5,13 @@ Not from the Fast-BAT paper: a LeNet-style stand-in. Two 3x3 conv layers
 4x4 (so any input size >= 28x28 works), then a 1024-128-classes MLP.
 About 151k parameters for 1 input channel and 10 classes. No BatchNorm.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from suite.models.layers import Conv2d, MaxPool2d
+from suite.models.second_order import Conv2d, MaxPool2d
 
 
 class SmallCNN(nn.Module):

@@ -9,13 +9,14 @@ convolutions Kaiming normal (fan_in, ReLU), BN weight 1 and bias 0, linear weigh
 
 Changes from the source: any number of input channels; no in-place ops, so double backward works.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite.models.layers import BatchNorm2d, Conv2d
+from suite.models.second_order import BatchNorm2d, Conv2d
 
 DEFAULT_DROPOUT = 0.1
 
@@ -41,8 +42,14 @@ class WideUnit(nn.Module):
 
 
 class WideResNet(nn.Module):
-    def __init__(self, depth: int = 16, widen_factor: int = 8, in_channels: int = 3,
-                 num_classes: int = 10, dropout: float = DEFAULT_DROPOUT):
+    def __init__(
+        self,
+        depth: int = 16,
+        widen_factor: int = 8,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        dropout: float = DEFAULT_DROPOUT,
+    ):
         super().__init__()
         if (depth - 4) % 6 != 0:
             raise ValueError(f"WideResNet depth must be 6n+4, got {depth}")
@@ -67,8 +74,10 @@ class WideResNet(nn.Module):
     @staticmethod
     def _make_group(in_planes: int, out_planes: int, n: int, stride: int, dropout: float) -> nn.Sequential:
         """One downsampling unit, then ``n`` basic units."""
-        return nn.Sequential(WideUnit(in_planes, out_planes, stride, dropout, downsample=True),
-                             *(WideUnit(out_planes, out_planes, 1, dropout, downsample=False) for _ in range(n)))
+        return nn.Sequential(
+            WideUnit(in_planes, out_planes, stride, dropout, downsample=True),
+            *(WideUnit(out_planes, out_planes, 1, dropout, downsample=False) for _ in range(n)),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.block3(self.block2(self.block1(self.conv1(x))))

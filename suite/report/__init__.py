@@ -6,6 +6,7 @@
 * :mod:`.figures`: the figures, as matplotlib ``Figure`` objects;
 * :mod:`.render`: the report folder (CSV, PNG, PDF, ``report.md``, self-contained ``report.html``).
 """
+
 from .render import Report, build_report
 from .sources import RunSet, load_local, study_trials
 

@@ -8,16 +8,17 @@ Two epochs, not one: on Fashion-MNIST with injected features (reports/co_search.
 collapse takes 60-100 iterations, which a short epoch splits in two (for example 44 -> 24 -> 15%
 while clean accuracy held at 68%); a one-epoch window missed such runs.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-RELATIVE_FLOOR = 0.5    # robust accuracy falls below this fraction of its value ...
-WINDOW = 2              # ... at most this many epochs earlier (the better of those epochs) ...
-MIN_DROP = 10.0         # ... by at least this many points ...
+RELATIVE_FLOOR = 0.5  # robust accuracy falls below this fraction of its value ...
+WINDOW = 2  # ... at most this many epochs earlier (the better of those epochs) ...
+MIN_DROP = 10.0  # ... by at least this many points ...
 CLEAN_TOLERANCE = 10.0  # ... while clean accuracy stays within this many points of its value at that epoch
-NOT_JUDGED = frozenset({"standard"})   # no adversarial training: no robustness to lose
+NOT_JUDGED = frozenset({"standard"})  # no adversarial training: no robustness to lose
 
 CO_RULE = (
     f"A run is flagged for catastrophic overfitting (CO) at the first epoch e whose validation PGD accuracy has fallen, "
@@ -31,10 +32,10 @@ CO_RULE = (
 
 @dataclass(frozen=True)
 class COVerdict:
-    flagged: bool | None        # None: no per-epoch history to judge
-    epoch: int | None = None    # the 1-based epoch of the collapse
-    robust_before: float | None = None   # validation robust accuracy at the epoch it fell from
-    robust_after: float | None = None    # validation robust accuracy at the collapse
+    flagged: bool | None  # None: no per-epoch history to judge
+    epoch: int | None = None  # the 1-based epoch of the collapse
+    robust_before: float | None = None  # validation robust accuracy at the epoch it fell from
+    robust_after: float | None = None  # validation robust accuracy at the collapse
 
 
 def _number(value) -> float | None:
@@ -52,7 +53,7 @@ def co_verdict(history: list[dict]) -> COVerdict:
         return COVerdict(None)
     robust = [_number(r["val_robust_acc"]) for r in rows]
     for i in range(1, len(rows)):
-        ref = max(range(max(0, i - WINDOW), i), key=lambda j: robust[j])   # the better recent epoch
+        ref = max(range(max(0, i - WINDOW), i), key=lambda j: robust[j])  # the better recent epoch
         clean, clean_at_ref = _number(rows[i].get("val_clean_acc")), _number(rows[ref].get("val_clean_acc"))
         clean_holds = clean is None or clean_at_ref is None or clean >= clean_at_ref - CLEAN_TOLERANCE
         if robust[i] < RELATIVE_FLOOR * robust[ref] and robust[ref] - robust[i] >= MIN_DROP and clean_holds:

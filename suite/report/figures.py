@@ -5,6 +5,7 @@ no global state), in one style, with one colour per method kept across every fig
 method order (:mod:`.palette`). Each function returns None when its input has nothing to plot.
 Settings (dataset x arch) are drawn as separate panels.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,12 +18,22 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 
+from ..store.status import RunStatus
 from .co import NOT_JUDGED
 from .palette import METHOD_COLORS, color, method_label, method_rank  # noqa: F401  (METHOD_COLORS: re-exported)
 
-STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-         "axes.spines.right": False, "legend.frameon": False, "legend.fontsize": 8, "lines.linewidth": 1.6,
-         "lines.markersize": 5}
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "legend.fontsize": 8,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 5,
+}
 EPS_LABEL = "training and test ε (/255)"
 EPS_MARKERS = ["o", "s", "^", "D", "v", "P", "*", "h"]
 
@@ -43,7 +54,7 @@ def _panels(n: int, per_panel: int = 1, width: float = 4.2, height: float = 3.2)
     rows = math.ceil(n / cols) if per_panel == 1 else n
     fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[n * per_panel:]:
+    for ax in axes[n * per_panel :]:
         ax.set_visible(False)
     return fig, axes
 
@@ -55,9 +66,11 @@ def _method_legend(ax, methods, extra=()):
 
 def styled(fn):
     """Build the figure under :data:`STYLE`."""
+
     def wrapper(*args, **kwargs):
         with matplotlib.rc_context(STYLE):
             return fn(*args, **kwargs)
+
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
 
@@ -96,8 +109,14 @@ def robust_vs_eps(summary: pd.DataFrame) -> Figure | None:
             line = line.sort_values("eps")
             c = color(method)
             ax.plot(line["eps"], line["ra_pgd_mean"], "-o", color=c, label=method_label(method))
-            ax.fill_between(line["eps"], line["ra_pgd_mean"] - line["ra_pgd_std"].fillna(0),
-                            line["ra_pgd_mean"] + line["ra_pgd_std"].fillna(0), color=c, alpha=0.15, lw=0)
+            ax.fill_between(
+                line["eps"],
+                line["ra_pgd_mean"] - line["ra_pgd_std"].fillna(0),
+                line["ra_pgd_mean"] + line["ra_pgd_std"].fillna(0),
+                color=c,
+                alpha=0.15,
+                lw=0,
+            )
             judged = method not in NOT_JUDGED
             if judged:
                 ax.plot(line["eps"], line["last_ra_pgd_mean"], "--s", color=c, mfc="none")
@@ -108,38 +127,47 @@ def robust_vs_eps(summary: pd.DataFrame) -> Figure | None:
                     any_aa = True
         ax.set(title=f"{dataset}, {arch}", xlabel=EPS_LABEL, ylabel="robust test accuracy (%)")
         ax.set_xticks(sorted(set(cell["eps"])))
-    extra = [Line2D([], [], color="k", ls="-", marker="o", label="PGD, early-stopped"),
-             Line2D([], [], color="k", ls="--", mfc="none", marker="s", label="PGD, last epoch")]
+    extra = [
+        Line2D([], [], color="k", ls="-", marker="o", label="PGD, early-stopped"),
+        Line2D([], [], color="k", ls="--", mfc="none", marker="s", label="PGD, last epoch"),
+    ]
     if any_aa:
-        extra += [Line2D([], [], color="k", ls=":", marker="^", label="AutoAttack, early-stopped"),
-                  Line2D([], [], color="k", ls=":", marker="v", mfc="none", label="AutoAttack, last epoch")]
+        extra += [
+            Line2D([], [], color="k", ls=":", marker="^", label="AutoAttack, early-stopped"),
+            Line2D([], [], color="k", ls=":", marker="v", mfc="none", label="AutoAttack, last epoch"),
+        ]
     _legend_outside(fig, _methods(summary), extra, columns=2 * min(len(settings), 3))
     return fig
 
 
 EPOCH_PANELS = {"val_robust_acc": "validation PGD accuracy (%)", "val_clean_acc": "validation clean accuracy (%)"}
-DIAGNOSTIC_PANELS = {"train_pgd_acc": "PGD accuracy, training points (%)",
-                     "fgsm_pgd_cos": "cos(FGSM, PGD perturbation)",
-                     "grad_align_cos": "gradient alignment cos"}
+DIAGNOSTIC_PANELS = {
+    "train_pgd_acc": "PGD accuracy, training points (%)",
+    "fgsm_pgd_cos": "cos(FGSM, PGD perturbation)",
+    "grad_align_cos": "gradient alignment cos",
+}
 
 
 def _stacked_histories(cell: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The per-epoch rows of ``cell``'s runs, one frame with the run's method and run id."""
-    frames = [histories[r.run_id].assign(method=r.method, run_id=r.run_id) for r in cell.itertuples()
-              if r.run_id in histories]
+    frames = [
+        histories[r.run_id].assign(method=r.method, run_id=r.run_id) for r in cell.itertuples() if r.run_id in histories
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _curve_grid(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], panels: dict[str, str],
-                skip=frozenset()) -> Figure | None:
+def _curve_grid(
+    runs: pd.DataFrame, histories: dict[str, pd.DataFrame], panels: dict[str, str], skip=frozenset()
+) -> Figure | None:
     """Small multiples: one row per setting x eps, one column per metric of ``panels``; per method
     the mean over seeds (line) and their range (band); an X at each run's CO epoch on its own
     value (dotted vertical lines where a panel's metric was not logged that epoch)."""
     runs = runs[runs["run_id"].isin(list(histories)) & ~runs["method"].isin(list(skip))]
     if "variant" in runs:
         runs = runs[runs["variant"] == ""]
-    rows = [(setting, eps, group) for setting, cell in by_setting(runs)
-            for eps, group in cell.groupby("eps", sort=True)]
+    rows = [
+        (setting, eps, group) for setting, cell in by_setting(runs) for eps, group in cell.groupby("eps", sort=True)
+    ]
     if not rows:
         return None
     fig = Figure(figsize=(3.3 * len(panels), 2.5 * len(rows) + 0.6), layout="constrained")
@@ -166,8 +194,16 @@ def _curve_grid(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], panels: 
                 collapsed = True
                 at = stacked[(stacked["run_id"] == run.run_id) & (stacked["epoch"] == run.co_epoch)][column]
                 if len(at) and not pd.isna(at.iloc[0]):
-                    ax.scatter([run.co_epoch], [float(at.iloc[0])], marker="X", s=60, color=color(run.method),
-                               edgecolors="k", linewidths=0.6, zorder=3)
+                    ax.scatter(
+                        [run.co_epoch],
+                        [float(at.iloc[0])],
+                        marker="X",
+                        s=60,
+                        color=color(run.method),
+                        edgecolors="k",
+                        linewidths=0.6,
+                        zorder=3,
+                    )
                 else:
                     ax.axvline(run.co_epoch, color=color(run.method), ls=":", lw=1)
     extra = [Patch(color="0.6", alpha=0.35, label="range over seeds (line: mean)")]
@@ -202,7 +238,7 @@ def co_diagnostics(runs: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> Fi
 def clean_vs_robust(runs: pd.DataFrame) -> Figure | None:
     """(3) Clean against PGD robust test accuracy of the early-stopped model, one point per
     finished run, coloured by method, its marker by training eps."""
-    runs = runs[runs["status"] == "finished"].dropna(subset=["sa", "ra_pgd"])
+    runs = runs[runs["status"] == RunStatus.FINISHED].dropna(subset=["sa", "ra_pgd"])
     if runs.empty:
         return None
     settings = by_setting(runs)
@@ -213,16 +249,29 @@ def clean_vs_robust(runs: pd.DataFrame) -> Figure | None:
             for eps, marker in markers.items():
                 points = cell[(cell["method"] == method) & (cell["eps"] == eps)]
                 if len(points):
-                    ax.scatter(points["sa"].astype(float), points["ra_pgd"].astype(float), color=color(method),
-                               marker=marker, alpha=0.85, edgecolors="none")
+                    ax.scatter(
+                        points["sa"].astype(float),
+                        points["ra_pgd"].astype(float),
+                        color=color(method),
+                        marker=marker,
+                        alpha=0.85,
+                        edgecolors="none",
+                    )
         ax.set(title=f"{dataset}, {arch}", xlabel="clean test accuracy (%)", ylabel="PGD robust test accuracy (%)")
-        _method_legend(ax, _methods(cell), [Line2D([], [], color="0.4", marker=m, ls="none", label=f"ε = {e:g}/255")
-                                            for e, m in markers.items()])
+        _method_legend(
+            ax,
+            _methods(cell),
+            [Line2D([], [], color="0.4", marker=m, ls="none", label=f"ε = {e:g}/255") for e, m in markers.items()],
+        )
     return fig
 
 
-LAMBDA_SERIES = {"val_robust_acc": ("validation robust (objective)", "-o"), "val_clean_acc": ("validation clean", "-^"),
-                 "ra_pgd": ("test RA-PGD", "--o"), "sa": ("test SA (clean)", "--^")}
+LAMBDA_SERIES = {
+    "val_robust_acc": ("validation robust (objective)", "-o"),
+    "val_clean_acc": ("validation clean", "-^"),
+    "ra_pgd": ("test RA-PGD", "--o"),
+    "sa": ("test SA (clean)", "--^"),
+}
 STOPPED_STATES = {"PRUNED": ("pruned", "X", "#d62728"), "FAIL": ("failed", "x", "k")}
 
 
@@ -251,8 +300,16 @@ def lambda_sensitivity(trials: pd.DataFrame, method: str = "fast_bat") -> Figure
             ax.plot(done["lmbda"], done[column], style, color=color(method), label=label, mfc="none")
     if not done.empty:
         best = done.loc[done["val_robust_acc"].idxmax()]
-        ax.scatter([best["lmbda"]], [best["val_robust_acc"]], marker="*", s=220, color="gold", edgecolors="k",
-                   zorder=3, label=f"chosen λ = {best['lmbda']:.3g}")
+        ax.scatter(
+            [best["lmbda"]],
+            [best["val_robust_acc"]],
+            marker="*",
+            s=220,
+            color="gold",
+            edgecolors="k",
+            zorder=3,
+            label=f"chosen λ = {best['lmbda']:.3g}",
+        )
     has_last = "last_reported" in stopped
     for state, (name, marker, mark_color) in STOPPED_STATES.items():
         group = stopped[stopped["state"] == state]
@@ -262,22 +319,38 @@ def lambda_sensitivity(trials: pd.DataFrame, method: str = "fast_bat") -> Figure
         shown = values.fillna(0.0).astype(float)
         what = "last reported validation robust" if has_last else "best validation robust before stopping"
         what += ", 0 if none" if group[values.name].isna().any() else ""
-        ax.scatter(group["lmbda"], shown, marker=marker, s=60, color=mark_color, zorder=3,
-                   label=f"{name} ({len(group)}): {what}")
+        ax.scatter(
+            group["lmbda"],
+            shown,
+            marker=marker,
+            s=60,
+            color=mark_color,
+            zorder=3,
+            label=f"{name} ({len(group)}): {what}",
+        )
         epochs = group["last_reported_epoch"] if "last_reported_epoch" in group else pd.Series(index=group.index)
         for lam, value, epoch in zip(group["lmbda"], shown, epochs):
             if not pd.isna(epoch):
-                ax.annotate(f"ep {int(epoch)}", (lam, value), textcoords="offset points", xytext=(5, -10),
-                            fontsize=7, color=mark_color)
+                ax.annotate(
+                    f"ep {int(epoch)}",
+                    (lam, value),
+                    textcoords="offset points",
+                    xytext=(5, -10),
+                    fontsize=7,
+                    color=mark_color,
+                )
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10))
     ax.xaxis.set_major_formatter(LogFormatterSciNotation(base=10))
-    ax.xaxis.set_minor_formatter(NullFormatter())      # labelled decades only: no overlapping minor labels
+    ax.xaxis.set_minor_formatter(NullFormatter())  # labelled decades only: no overlapping minor labels
     searched = [c for c in ("ll_step",) if c in trials and trials[c].nunique() > 1]
     note = f" ({', '.join(searched)} also searched)" if searched else ""
     counts = ", ".join(f"{n} {s.lower()}" for s, n in trials["state"].value_counts().items())
-    ax.set(title=f"{method_label(method)}: λ sensitivity, {len(trials)} trials ({counts}){note}",
-           xlabel="λ (log scale)", ylabel="accuracy (%)")
+    ax.set(
+        title=f"{method_label(method)}: λ sensitivity, {len(trials)} trials ({counts}){note}",
+        xlabel="λ (log scale)",
+        ylabel="accuracy (%)",
+    )
     fig.legend(loc="outside right upper")
     return fig
 
@@ -293,8 +366,13 @@ def training_cost(cost: pd.DataFrame) -> Figure | None:
     fig, axes = _panels(len(settings))
     for ax, ((dataset, arch), cell) in zip(axes, settings):
         x = np.arange(len(cell))
-        bars = ax.bar(x, cell["seconds_mean"], yerr=cell["seconds_std"].fillna(0), capsize=3,
-                      color=[color(m) for m in cell["method"]])
+        bars = ax.bar(
+            x,
+            cell["seconds_mean"],
+            yerr=cell["seconds_std"].fillna(0),
+            capsize=3,
+            color=[color(m) for m in cell["method"]],
+        )
         labels = ["" if pd.isna(r) else f"×{r:.2f}" for r in cell["rel_fast_at"]]
         ax.bar_label(bars, labels=labels, padding=2, fontsize=8)
         ax.set_xticks(x, [method_label(m) for m in cell["method"]])

@@ -5,6 +5,7 @@ baselines first, then the single-step methods from the one that overfits most re
 regularised ones), and a method keeps its colour in every figure. A method missing here sorts
 last, under its own name, in :data:`OTHER_COLOR`.
 """
+
 from __future__ import annotations
 
 PALETTE = [  # (method, label, colour), in report order

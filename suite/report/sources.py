@@ -4,6 +4,7 @@ Both sources produce the same :class:`RunSet`: the ``runs_dataframe`` columns pl
 ``epochs``, ``protocol`` (a dict), the CO verdict (``co``, ``co_epoch``) and a per-run
 history of epoch rows, so every table and figure works the same on either.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,22 +12,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import SuiteError
-from ..records import RunDir, filter_runs, read_json, read_jsonl, runs_dataframe, warn
+from ..errors import SuiteError, warn
+from ..store import RunDir, filter_runs, read_json, read_jsonl, runs_dataframe
+from ..store.status import RunStatus
 from .co import NOT_JUDGED, co_verdict
-
 
 
 @dataclass
 class RunSet:
     """The runs of one report: one row per run, and each run's per-epoch rows."""
+
     runs: pd.DataFrame
     histories: dict[str, pd.DataFrame] = field(default_factory=dict)
     source: str = ""
 
     @property
     def finished(self) -> pd.DataFrame:
-        return self.runs[self.runs["status"] == "finished"]
+        return self.runs[self.runs["status"] == RunStatus.FINISHED]
 
 
 def data_label(dataset: str, inject_beta) -> str:
@@ -40,8 +42,10 @@ def finalize(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], source: str
     runs = runs.copy()
     if "inject_beta" in runs:
         runs["dataset"] = [data_label(d, b) for d, b in zip(runs["dataset"], runs["inject_beta"])]
-    verdicts = [co_verdict(histories[r].to_dict("records")) if r in histories and m not in NOT_JUDGED
-                else co_verdict([]) for r, m in zip(runs["run_id"], runs["method"])]
+    verdicts = [
+        co_verdict(histories[r].to_dict("records")) if r in histories and m not in NOT_JUDGED else co_verdict([])
+        for r, m in zip(runs["run_id"], runs["method"])
+    ]
     runs["co"] = pd.array([v.flagged for v in verdicts], dtype="boolean")
     runs["co_epoch"] = pd.array([v.epoch for v in verdicts], dtype="Int64")
     runs["eps"] = runs["eps"].astype(float)
@@ -59,8 +63,8 @@ def load_local(results_dir: Path, run_ids=None, **filters) -> RunSet:
         protocols.append(summary.get("protocol") or config.get("protocol") or {})
         betas.append((config.get("config") or {}).get("inject_beta"))
         try:
-            rows = read_jsonl(run.metrics) if row.status != "incomplete" else []
-        except SuiteError as err:                # an unfinished run's damaged curve: left out, named
+            rows = read_jsonl(run.metrics) if row.status != RunStatus.INCOMPLETE else []
+        except SuiteError as err:  # an unfinished run's damaged curve: left out, named
             warn(f"{err}: its curves are left out of the report")
             rows = []
         if rows:

@@ -3,6 +3,7 @@
 Means and standard deviations are over the finished runs (seeds) of a cell; the standard
 deviation is the sample one (ddof=1), as papers report it, and undefined for a single seed.
 """
+
 from __future__ import annotations
 
 import math
@@ -10,15 +11,16 @@ from importlib import resources
 
 import pandas as pd
 
+from ..store.status import RunStatus
 from .co import NOT_JUDGED
 from .palette import method_label, method_rank
 
-METRICS = {"sa": "SA", "ra_pgd": "RA-PGD", "ra_aa": "RA-AA"}            # the paper's
+METRICS = {"sa": "SA", "ra_pgd": "RA-PGD", "ra_aa": "RA-AA"}  # the paper's
 # Ours: RA-PGD on AutoAttack's points too, beside RA-AA (RA-PGD covers all the test points evaluated).
 SUMMARY_METRICS = {"sa": "SA", "ra_pgd": "RA-PGD", "ra_pgd_aa_subset": "RA-PGD on AA points", "ra_aa": "RA-AA"}
 MODELS = {"": "early-stopped", "last_": "last epoch"}
 CELL = ["dataset", "arch", "method", "eps", "variant"]
-PAPER_SETTING = {"dataset": "cifar10", "arch": "preact_resnet18"}   # the setting of the paper's Table 1
+PAPER_SETTING = {"dataset": "cifar10", "arch": "preact_resnet18"}  # the setting of the paper's Table 1
 # The paper's protocol beyond its setting: 20 epochs, PGD-50-10 and AutoAttack on the whole CIFAR-10 test
 # set (the reference's evaluation.py attacks every test batch), and at least MIN_SEEDS seeds here.
 PAPER_EPOCHS, PAPER_PGD, PAPER_TEST_POINTS, MIN_SEEDS = "20", "PGD-50-10", "10000", 3
@@ -29,7 +31,7 @@ PROTOCOL_RULE = (
     f"{PAPER_TEST_POINTS} test points too. Otherwise the row names what differs instead of a verdict. Cells "
     f"whose runs differ in their hyperparameters (a study's trials) are left out."
 )
-AA_TOLERANCE = 1e-9      # percent: AutoAttack is weaker than PGD when RA-AA exceeds RA-PGD on its points by more
+AA_TOLERANCE = 1e-9  # percent: AutoAttack is weaker than PGD when RA-AA exceeds RA-PGD on its points by more
 AA_WEAKER_RULE = (
     "AutoAttack is flagged as weaker than PGD where a model's RA-AA is above its RA-PGD on the same test points "
     "(the first aa_points, PGD's per-point result on them): AutoAttack should break at least what PGD breaks."
@@ -56,8 +58,12 @@ def with_variants(runs: pd.DataFrame) -> pd.DataFrame:
     for _, group in runs.groupby(["dataset", "arch", "method", "eps"], sort=False):
         varying = [c for c in hp_columns if group[c].astype(str).nunique() > 1]
         for index, row in group.iterrows():
-            labels[index] = ", ".join(f"{c.removeprefix('hp_')}={row[c]:g}" if isinstance(row[c], float)
-                                      else f"{c.removeprefix('hp_')}={row[c]}" for c in varying)
+            labels[index] = ", ".join(
+                f"{c.removeprefix('hp_')}={row[c]:g}"
+                if isinstance(row[c], float)
+                else f"{c.removeprefix('hp_')}={row[c]}"
+                for c in varying
+            )
     runs["variant"] = labels
     return runs
 
@@ -70,24 +76,32 @@ def _sort(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset x arch x method x eps (x variant): n seeds, mean and std of every
     metric for the early-stopped and the last-epoch model, seconds per epoch, CO count."""
-    finished = with_variants(runs[runs["status"] == "finished"])
+    finished = with_variants(runs[runs["status"] == RunStatus.FINISHED])
     rows = []
     for key, group in finished.groupby(CELL, sort=False):
         row = dict(zip(CELL, key))
         row.update(n=len(group), seeds=" ".join(str(s) for s in sorted(group["seed"])), **cell_protocol(group))
         for prefix in MODELS:
             for metric in SUMMARY_METRICS:
-                values = pd.to_numeric(group.get(prefix + metric, pd.Series(index=group.index, dtype=float)),
-                                       errors="coerce")
+                values = pd.to_numeric(
+                    group.get(prefix + metric, pd.Series(index=group.index, dtype=float)), errors="coerce"
+                )
                 row[f"{prefix}{metric}_mean"], row[f"{prefix}{metric}_std"] = values.mean(), values.std(ddof=1)
         seconds = pd.to_numeric(group["epoch_seconds"], errors="coerce")
-        row.update(epoch_seconds_mean=seconds.mean(), epoch_seconds_std=seconds.std(ddof=1),
-                   co_runs=int((group["co"] == True).sum()), co_judged=int(group["co"].notna().sum()),  # noqa: E712
-                   aa_weaker_runs=sum(bool(m) for m in aa_weaker_models(group)))
+        row.update(
+            epoch_seconds_mean=seconds.mean(),
+            epoch_seconds_std=seconds.std(ddof=1),
+            co_runs=int((group["co"] == True).sum()),  # noqa: E712  (nullable booleans: NA is not True)
+            co_judged=int(group["co"].notna().sum()),
+            aa_weaker_runs=sum(bool(m) for m in aa_weaker_models(group)),
+        )
         rows.append(row)
-    columns = CELL + ["n", "seeds", *PROTOCOL_COLUMNS] + [
-        f"{p}{m}_{s}" for p in MODELS for m in SUMMARY_METRICS for s in ("mean", "std")] + [
-        "epoch_seconds_mean", "epoch_seconds_std", "co_runs", "co_judged", "aa_weaker_runs"]
+    columns = (
+        CELL
+        + ["n", "seeds", *PROTOCOL_COLUMNS]
+        + [f"{p}{m}_{s}" for p in MODELS for m in SUMMARY_METRICS for s in ("mean", "std")]
+        + ["epoch_seconds_mean", "epoch_seconds_std", "co_runs", "co_judged", "aa_weaker_runs"]
+    )
     return _sort(pd.DataFrame(rows, columns=columns), ["dataset", "arch", "method", "eps", "variant"])
 
 
@@ -112,13 +126,38 @@ def comparison_table(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
         differences, spread = compare(cell, {k[6:]: v for k, v in cell.items() if k.startswith("paper_")})
         for metric, label in METRICS.items():
             mean, p_mean = cell[f"{metric}_mean"], cell[f"paper_{metric}_mean"]
-            rows.append({"dataset": cell["dataset"], "arch": cell["arch"], "method": cell["method"],
-                         "eps": cell["eps"], "metric": label, "n": cell["n"], "ours_mean": mean,
-                         "ours_std": cell[f"{metric}_std"], "paper_mean": p_mean,
-                         "paper_std": cell[f"paper_{metric}_std"], "delta": mean - p_mean,
-                         "differs": "; ".join(differences[label]), "within_spread": spread[label]})
-    columns = ["dataset", "arch", "method", "eps", "metric", "n", "ours_mean", "ours_std", "paper_mean", "paper_std",
-               "delta", "differs", "within_spread"]
+            rows.append(
+                {
+                    "dataset": cell["dataset"],
+                    "arch": cell["arch"],
+                    "method": cell["method"],
+                    "eps": cell["eps"],
+                    "metric": label,
+                    "n": cell["n"],
+                    "ours_mean": mean,
+                    "ours_std": cell[f"{metric}_std"],
+                    "paper_mean": p_mean,
+                    "paper_std": cell[f"paper_{metric}_std"],
+                    "delta": mean - p_mean,
+                    "differs": "; ".join(differences[label]),
+                    "within_spread": spread[label],
+                }
+            )
+    columns = [
+        "dataset",
+        "arch",
+        "method",
+        "eps",
+        "metric",
+        "n",
+        "ours_mean",
+        "ours_std",
+        "paper_mean",
+        "paper_std",
+        "delta",
+        "differs",
+        "within_spread",
+    ]
     if not rows:
         return pd.DataFrame(columns=columns)
     return _sort(pd.DataFrame(rows, columns=columns), ["dataset", "arch", "method", "eps"])
@@ -133,6 +172,7 @@ def cell_protocol(group: pd.DataFrame) -> dict[str, str]:
     """The protocol of a cell's runs, each entry's distinct values joined by " / ": epochs, the
     PGD attack (``PGD-50-10``), test points (``all`` for the whole test set) and AutoAttack's points
     (``none`` when it did not run)."""
+
     def distinct(values) -> str:
         out = []
         for value in values:
@@ -145,11 +185,12 @@ def cell_protocol(group: pd.DataFrame) -> dict[str, str]:
 
     get = lambda column: group[column] if column in group else pd.Series([None] * len(group))  # noqa: E731
     aa = [count(v, "none") if v else "none" for v in get("aa_points")]
-    return {"epochs": distinct(count(v, "?") for v in get("epochs")),
-            "pgd": distinct(f"PGD-{count(k, '?')}-{count(r, '?')}" for k, r in zip(get("pgd_steps"),
-                                                                                     get("pgd_restarts"))),
-            "test_points": distinct(count(v, "all") for v in get("test_points")),
-            "aa_points": distinct(aa)}
+    return {
+        "epochs": distinct(count(v, "?") for v in get("epochs")),
+        "pgd": distinct(f"PGD-{count(k, '?')}-{count(r, '?')}" for k, r in zip(get("pgd_steps"), get("pgd_restarts"))),
+        "test_points": distinct(count(v, "all") for v in get("test_points")),
+        "aa_points": distinct(aa),
+    }
 
 
 def protocol_differences(cell: dict) -> dict[str, list[str]]:
@@ -169,9 +210,15 @@ def protocol_differences(cell: dict) -> dict[str, list[str]]:
         test_points.append(f"{cell.get('test_points')} test points (paper: all {PAPER_TEST_POINTS})")
     pgd = [] if cell.get("pgd") == PAPER_PGD else [f"{cell.get('pgd')} (paper: {PAPER_PGD})"]
     aa_points = cell.get("aa_points")
-    aa = [] if aa_points == PAPER_TEST_POINTS else [
-        "AutoAttack not run" if aa_points == "none" else
-        f"AutoAttack on {aa_points} test points (paper: all {PAPER_TEST_POINTS})"]
+    aa = (
+        []
+        if aa_points == PAPER_TEST_POINTS
+        else [
+            "AutoAttack not run"
+            if aa_points == "none"
+            else f"AutoAttack on {aa_points} test points (paper: all {PAPER_TEST_POINTS})"
+        ]
+    )
     return {"SA": common + test_points, "RA-PGD": common + test_points + pgd, "RA-AA": common + aa}
 
 
@@ -179,10 +226,14 @@ def compare(cell: dict, paper: dict) -> tuple[dict[str, list[str]], dict[str, bo
     """(what differs, within the paper's spread) per metric label for a summary row and the
     paper's row of the same method and eps; the verdict is None where something differs."""
     differences = protocol_differences(cell)
-    spread = {label: None if differences[label] else
-              within_spread(cell[f"{metric}_mean"], cell[f"{metric}_std"], paper[f"{metric}_mean"],
-                            paper[f"{metric}_std"])
-              for metric, label in METRICS.items()}
+    spread = {
+        label: None
+        if differences[label]
+        else within_spread(
+            cell[f"{metric}_mean"], cell[f"{metric}_std"], paper[f"{metric}_mean"], paper[f"{metric}_std"]
+        )
+        for metric, label in METRICS.items()
+    }
     return differences, spread
 
 
@@ -190,12 +241,14 @@ def verdict(differences: dict[str, list[str]], spread: dict[str, bool | None]) -
     """One cell's comparison in words: ``SA yes, RA-PGD yes, RA-AA NO`` (within the paper's spread
     or not), or what differs for the metrics that are not compared."""
     shared = [d for d in differences["SA"] if all(d in v for v in differences.values())]
-    if shared:      # the setting itself differs: no metric compares
+    if shared:  # the setting itself differs: no metric compares
         rest = [d for v in differences.values() for d in v if d not in shared]
         return "not compared: " + "; ".join(dict.fromkeys(shared + rest))
     words = {True: "yes", False: "NO", None: "—"}
-    return ", ".join(f"{label} not compared ({'; '.join(diffs)})" if diffs else f"{label} {words[spread.get(label)]}"
-                     for label, diffs in differences.items())
+    return ", ".join(
+        f"{label} not compared ({'; '.join(diffs)})" if diffs else f"{label} {words[spread.get(label)]}"
+        for label, diffs in differences.items()
+    )
 
 
 def aa_weaker_models(runs: pd.DataFrame) -> list[str]:
@@ -206,8 +259,13 @@ def aa_weaker_models(runs: pd.DataFrame) -> list[str]:
         weaker = []
         for prefix, model in MODELS.items():
             aa, pgd = run.get(prefix + "ra_aa"), run.get(prefix + "ra_pgd_aa_subset")
-            if aa is not None and pgd is not None and not pd.isna(aa) and not pd.isna(pgd) \
-                    and float(aa) > float(pgd) + AA_TOLERANCE:
+            if (
+                aa is not None
+                and pgd is not None
+                and not pd.isna(aa)
+                and not pd.isna(pgd)
+                and float(aa) > float(pgd) + AA_TOLERANCE
+            ):
                 weaker.append(model)
         flags.append(", ".join(weaker))
     return flags
@@ -239,15 +297,20 @@ def table1(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataF
                 cell = cells.loc[(method, eps)] if (method, eps) in cells.index else None
                 known = (method, eps) in paper.index
                 for metric, label in METRICS.items():
-                    row[f"{head} {label} ours"] = "—" if cell is None else fmt_pm(cell[f"{metric}_mean"],
-                                                                                  cell[f"{metric}_std"])
-                    row[f"{head} {label} paper"] = fmt_pm(paper.loc[(method, eps), f"{metric}_mean"],
-                                                          paper.loc[(method, eps), f"{metric}_std"]) \
-                        if known else NOT_IN_PAPER
-                row[f"{head} s/epoch ours"] = "—" if cell is None else fmt_pm(cell["epoch_seconds_mean"],
-                                                                              cell["epoch_seconds_std"], 1)
-                row[f"{head} s/epoch paper"] = fmt(paper.loc[(method, eps), "time_per_epoch_s"], 0) \
-                    if known else NOT_IN_PAPER
+                    row[f"{head} {label} ours"] = (
+                        "—" if cell is None else fmt_pm(cell[f"{metric}_mean"], cell[f"{metric}_std"])
+                    )
+                    row[f"{head} {label} paper"] = (
+                        fmt_pm(paper.loc[(method, eps), f"{metric}_mean"], paper.loc[(method, eps), f"{metric}_std"])
+                        if known
+                        else NOT_IN_PAPER
+                    )
+                row[f"{head} s/epoch ours"] = (
+                    "—" if cell is None else fmt_pm(cell["epoch_seconds_mean"], cell["epoch_seconds_std"], 1)
+                )
+                row[f"{head} s/epoch paper"] = (
+                    fmt(paper.loc[(method, eps), "time_per_epoch_s"], 0) if known else NOT_IN_PAPER
+                )
                 if not known:
                     row[f"{head} vs paper"] = NOT_IN_PAPER
                 elif cell is None:
@@ -264,21 +327,47 @@ def cost_table(runs: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.Data
     setting, and the paper's ratio (its seconds were measured on another GPU; only ratios compare)."""
     paper = paper_table() if paper is None else paper
     paper_seconds = paper.groupby("method")["time_per_epoch_s"].first()
-    finished = runs[runs["status"] == "finished"].copy()
+    finished = runs[runs["status"] == RunStatus.FINISHED].copy()
     finished["epoch_seconds"] = pd.to_numeric(finished["epoch_seconds"], errors="coerce")
-    frame = (finished.groupby(["dataset", "arch", "method"])["epoch_seconds"]
-             .agg(n="count", seconds_mean="mean", seconds_std=lambda s: s.std(ddof=1)).reset_index())
+    frame = (
+        finished.groupby(["dataset", "arch", "method"])["epoch_seconds"]
+        .agg(n="count", seconds_mean="mean", seconds_std=lambda s: s.std(ddof=1))
+        .reset_index()
+    )
     reference = frame[frame["method"] == "fast_at"].set_index(["dataset", "arch"])["seconds_mean"]
-    frame["rel_fast_at"] = [row.seconds_mean / reference.get((row.dataset, row.arch), math.nan)
-                            for row in frame.itertuples()]
-    frame["paper_rel_fast_at"] = [paper_seconds.get(m, math.nan) / paper_seconds.get("fast_at", math.nan)
-                                  for m in frame["method"]]
+    frame["rel_fast_at"] = [
+        row.seconds_mean / reference.get((row.dataset, row.arch), math.nan) for row in frame.itertuples()
+    ]
+    frame["paper_rel_fast_at"] = [
+        paper_seconds.get(m, math.nan) / paper_seconds.get("fast_at", math.nan) for m in frame["method"]
+    ]
     return _sort(frame, ["dataset", "arch", "method"])
 
 
-RUN_TABLE_COLUMNS = ["run_id", "dataset", "arch", "method", "eps", "seed", "variant", "status", "sa", "ra_pgd",
-                     "ra_pgd_aa_subset", "ra_aa", "last_sa", "last_ra_pgd", "last_ra_pgd_aa_subset", "last_ra_aa",
-                     "best_epoch", "epochs_done", "epoch_seconds", "co", "co_epoch", "error"]
+RUN_TABLE_COLUMNS = [
+    "run_id",
+    "dataset",
+    "arch",
+    "method",
+    "eps",
+    "seed",
+    "variant",
+    "status",
+    "sa",
+    "ra_pgd",
+    "ra_pgd_aa_subset",
+    "ra_aa",
+    "last_sa",
+    "last_ra_pgd",
+    "last_ra_pgd_aa_subset",
+    "last_ra_aa",
+    "best_epoch",
+    "epochs_done",
+    "epoch_seconds",
+    "co",
+    "co_epoch",
+    "error",
+]
 
 
 def run_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -288,8 +377,11 @@ def run_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def protocol_notes(runs: pd.DataFrame) -> dict[str, str]:
     """The evaluation protocol of ``runs`` (one setting), each entry's distinct values joined."""
-    notes = {"runs": str(len(runs)), "seeds": " ".join(str(s) for s in sorted(set(runs["seed"]))),
-             "epochs": " / ".join(str(e) for e in sorted(set(runs.get("epochs", pd.Series()).dropna())))}
+    notes = {
+        "runs": str(len(runs)),
+        "seeds": " ".join(str(s) for s in sorted(set(runs["seed"]))),
+        "epochs": " / ".join(str(e) for e in sorted(set(runs.get("epochs", pd.Series()).dropna()))),
+    }
     keys = []
     for protocol in runs["protocol"]:
         keys += [k for k in (protocol or {}) if k not in keys]
@@ -297,7 +389,7 @@ def protocol_notes(runs: pd.DataFrame) -> dict[str, str]:
         values = []
         for protocol in runs["protocol"]:
             value = (protocol or {}).get(key)
-            if isinstance(value, dict):          # versions: "torch 2.5.1, torchvision 0.20.1, ..."
+            if isinstance(value, dict):  # versions: "torch 2.5.1, torchvision 0.20.1, ..."
                 value = ", ".join(f"{k} {v if v is not None else 'not installed'}" for k, v in value.items())
             value = "not run" if value is None else str(value)
             if value not in values:
@@ -307,6 +399,7 @@ def protocol_notes(runs: pd.DataFrame) -> dict[str, str]:
 
 
 # -- display ---------------------------------------------------------------------------------
+
 
 def fmt(value, digits: int = 2) -> str:
     """A number with ``digits`` decimals; ``—`` for a missing one."""
@@ -334,33 +427,58 @@ def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
     out["n"] = summary["n"]
     for prefix, model in MODELS.items():
         for metric, label in SUMMARY_METRICS.items():
-            out[f"{label} (%), {model}"] = [fmt_pm(m, s) for m, s in
-                                            zip(summary[f"{prefix}{metric}_mean"], summary[f"{prefix}{metric}_std"])]
+            out[f"{label} (%), {model}"] = [
+                fmt_pm(m, s) for m, s in zip(summary[f"{prefix}{metric}_mean"], summary[f"{prefix}{metric}_std"])
+            ]
     out["s/epoch"] = [fmt_pm(m, s, 1) for m, s in zip(summary["epoch_seconds_mean"], summary["epoch_seconds_std"])]
-    out["CO runs"] = ["n/a" if m in NOT_JUDGED else f"{c}/{j}"
-                      for c, j, m in zip(summary["co_runs"], summary["co_judged"], summary["method"])]
+    out["CO runs"] = [
+        "n/a" if m in NOT_JUDGED else f"{c}/{j}"
+        for c, j, m in zip(summary["co_runs"], summary["co_judged"], summary["method"])
+    ]
     out["AA weaker than PGD"] = [f"{w} run{'s' if w != 1 else ''}" if w else "" for w in summary["aa_weaker_runs"]]
     return out
 
 
 def display_cost(cost: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "dataset": cost["dataset"], "arch": cost["arch"], "method": cost["method"].map(method_label), "n": cost["n"],
-        "s/epoch": [fmt_pm(m, s, 1) for m, s in zip(cost["seconds_mean"], cost["seconds_std"])],
-        "x Fast-AT (ours)": [fmt(r) for r in cost["rel_fast_at"]],
-        "x Fast-AT (paper)": [fmt(r) for r in cost["paper_rel_fast_at"]],
-    })
+    return pd.DataFrame(
+        {
+            "dataset": cost["dataset"],
+            "arch": cost["arch"],
+            "method": cost["method"].map(method_label),
+            "n": cost["n"],
+            "s/epoch": [fmt_pm(m, s, 1) for m, s in zip(cost["seconds_mean"], cost["seconds_std"])],
+            "x Fast-AT (ours)": [fmt(r) for r in cost["rel_fast_at"]],
+            "x Fast-AT (paper)": [fmt(r) for r in cost["paper_rel_fast_at"]],
+        }
+    )
 
 
 def display_runs(table: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({"run": table["run_id"], "method": table["method"].map(method_label),
-                        "eps": table["eps"].map("{:g}".format), "seed": table["seed"], "status": table["status"]})
-    for column in ("sa", "ra_pgd", "ra_pgd_aa_subset", "ra_aa", "last_sa", "last_ra_pgd", "last_ra_pgd_aa_subset",
-                   "last_ra_aa"):
+    out = pd.DataFrame(
+        {
+            "run": table["run_id"],
+            "method": table["method"].map(method_label),
+            "eps": table["eps"].map("{:g}".format),
+            "seed": table["seed"],
+            "status": table["status"],
+        }
+    )
+    for column in (
+        "sa",
+        "ra_pgd",
+        "ra_pgd_aa_subset",
+        "ra_aa",
+        "last_sa",
+        "last_ra_pgd",
+        "last_ra_pgd_aa_subset",
+        "last_ra_aa",
+    ):
         out[column] = [fmt(v) for v in table[column]]
     out["AA weaker than PGD"] = aa_weaker_models(table)
     out["best epoch"] = [fmt(v, 0) for v in table["best_epoch"]]
-    out["co"] = ["n/a" if m in NOT_JUDGED else "?" if pd.isna(v) else ("CO" if v else "no")
-                 for v, m in zip(table["co"], table["method"])]
+    out["co"] = [
+        "n/a" if m in NOT_JUDGED else "?" if pd.isna(v) else ("CO" if v else "no")
+        for v, m in zip(table["co"], table["method"])
+    ]
     out["co epoch"] = [fmt(v, 0) for v in table["co_epoch"]]
     return out

@@ -4,14 +4,15 @@ Reads what :class:`suite.tracking.WandbTracker` logs: the run configuration (wit
 ``run_id``) as the W&B config, the per-epoch rows as history, and the summary keys
 ``status``, ``best/sa`` ... ``last/ra_aa``, ``best_epoch``, ``epoch_seconds``, ``error``.
 """
+
 from __future__ import annotations
 
 import pandas as pd
 
-from ..config import recorded_arch
+from ..config.run_config import recorded_arch
 from ..errors import SuiteError
-from ..records import RUN_COLUMNS
-from ..records import PROTOCOL_SETTINGS, filter_runs, model_metrics
+from ..store import filter_runs, model_metrics
+from ..store.runs_table import PROTOCOL_SETTINGS, RUN_COLUMNS
 from .sources import RunSet, finalize
 
 
@@ -42,20 +43,31 @@ def wandb_row(run) -> tuple[dict, pd.DataFrame | None]:
     summary = run.summary
     if "method" not in config:
         raise SuiteError(f"W&B run {run.id} has no 'method' in its config; was it logged by this suite?")
-    row = {"run_id": config.get("run_id") or run.id, "method": config["method"], "dataset": config.get("dataset"),
-           "arch": recorded_arch(config.get("run_id") or "", config), "eps": config.get("eps"),
-           "seed": config.get("seed"),
-           "inject_beta": config.get("inject_beta"),
-           "status": _summary_value(summary, "status") or getattr(run, "state", "unknown"),
-           "best_epoch": _summary_value(summary, "best_epoch"), "epoch_seconds": _summary_value(summary, "epoch_seconds"),
-           "error": _summary_value(summary, "error"), "wandb_id": run.id}
+    row = {
+        "run_id": config.get("run_id") or run.id,
+        "method": config["method"],
+        "dataset": config.get("dataset"),
+        "arch": recorded_arch(config.get("run_id") or "", config),
+        "eps": config.get("eps"),
+        "seed": config.get("seed"),
+        "inject_beta": config.get("inject_beta"),
+        "status": _summary_value(summary, "status") or getattr(run, "state", "unknown"),
+        "best_epoch": _summary_value(summary, "best_epoch"),
+        "epoch_seconds": _summary_value(summary, "epoch_seconds"),
+        "error": _summary_value(summary, "error"),
+        "wandb_id": run.id,
+    }
     row.update(model_metrics(lambda model, metric: _summary_value(summary, f"{model}/{metric}")))
     row.update({f"hp_{k}": v for k, v in (config.get("hparams") or {}).items()})
     rows = [r for r in run.scan_history() if r.get("epoch") is not None]
     history = pd.DataFrame(rows).sort_values("epoch").drop_duplicates("epoch", keep="last") if rows else None
     row["epochs_done"] = len(history) if history is not None else None
-    row.update(path=getattr(run, "url", run.id), epochs=config.get("epochs"), protocol=_protocol(config),
-               **{k: config.get(k) for k in PROTOCOL_SETTINGS})
+    row.update(
+        path=getattr(run, "url", run.id),
+        epochs=config.get("epochs"),
+        protocol=_protocol(config),
+        **{k: config.get(k) for k in PROTOCOL_SETTINGS},
+    )
     return row, history
 
 
@@ -63,6 +75,7 @@ def load_wandb(project: str, run_ids=None, api=None, **filters) -> RunSet:
     """The runs of W&B ``project`` (``entity/project`` or ``project``), selected like local ones."""
     if api is None:
         import wandb
+
         api = wandb.Api()
     rows, histories = [], {}
     for run in api.runs(project):

@@ -1,10 +1,11 @@
-"""A stand-in for Slurm's ``sbatch`` that needs no cluster (used by tests/test_sweep.py).
+"""A stand-in for Slurm's ``sbatch`` that needs no cluster (used by tests/experiments/test_sweep.py).
 
 It keeps a copy of the submitted script as ``$FAKE_SLURM_DIR/submitted.sh`` and answers
 ``Submitted batch job 4242`` as Slurm does. With ``FAKE_SLURM_RUN=1`` it also runs the job
 array's tasks, one after the other, in a detached background process with the environment
 Slurm gives an array task, so submitit's job code runs exactly as on a cluster node.
 """
+
 import os
 import re
 import shlex
@@ -17,10 +18,19 @@ JOB_ID = "4242"
 
 
 def task_env(index: int) -> dict:
-    return {**os.environ, "SLURM_JOB_ID": str(int(JOB_ID) + 1 + index), "SLURM_ARRAY_JOB_ID": JOB_ID,
-            "SLURM_ARRAY_TASK_ID": str(index), "SLURM_NTASKS": "1", "SLURM_JOB_NUM_NODES": "1",
-            "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_JOB_NODELIST": "localhost",
-            "SUBMITIT_EXECUTOR": "slurm"}
+    return {
+        **os.environ,
+        "SLURM_JOB_ID": str(int(JOB_ID) + 1 + index),
+        "SLURM_ARRAY_JOB_ID": JOB_ID,
+        "SLURM_ARRAY_TASK_ID": str(index),
+        "SLURM_NTASKS": "1",
+        "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_NODEID": "0",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_JOB_NODELIST": "localhost",
+        "SUBMITIT_EXECUTOR": "slurm",
+    }
 
 
 def run_tasks(script: str) -> None:
@@ -28,11 +38,11 @@ def run_tasks(script: str) -> None:
     tasks = int(re.search(r"--array=0-(\d+)", script).group(1)) + 1
     srun = shlex.split(next(line for line in script.splitlines() if line.startswith("srun ")))
     out, err = srun[srun.index("--output") + 1], srun[srun.index("--error") + 1]
-    command = srun[srun.index("--error") + 2:]
+    command = srun[srun.index("--error") + 2 :]
     folder = Path(command[-1])
     for index in range(tasks):
         name = lambda pattern: pattern.replace("%A", JOB_ID).replace("%a", str(index)).replace("%t", "0")  # noqa: E731
-        for _ in range(600):                      # the pickle is renamed right after submission
+        for _ in range(600):  # the pickle is renamed right after submission
             if (folder / f"{JOB_ID}_{index}_submitted.pkl").exists():
                 break
             time.sleep(0.05)
@@ -48,8 +58,13 @@ def main() -> None:
     record = Path(os.environ["FAKE_SLURM_DIR"]) / "submitted.sh"
     record.write_text(script.read_text())
     if os.environ.get("FAKE_SLURM_RUN"):
-        subprocess.Popen([sys.executable, __file__, "--run", str(record)], start_new_session=True,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, __file__, "--run", str(record)],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     print(f"Submitted batch job {JOB_ID}")
 
 

@@ -1,0 +1,83 @@
+"""Run settings written flat, as sweep and study specs and ``--set key=value`` write them."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+
+import yaml
+
+from ..errors import SuiteError
+from .run_config import RunConfig
+
+FIELDS = {f.name for f in dataclasses.fields(RunConfig)} - {"hparams"}
+FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(RunConfig) if f.name != "hparams"}  # "int | None", ...
+# old spellings of settings -> their one name (in suite run flags, spec keys and --set alike)
+ALIASES = {"attack_steps": "steps", "attack_alpha": "alpha", "ga_coef": "coef"}
+
+
+_warned: set[str] = set()
+
+
+def canonical(key, where: str = "") -> str:
+    """A setting's one name; an old spelling is accepted with a warning on stderr."""
+    if key in ALIASES:
+        message = (
+            f"warning: {where + ': ' if where else ''}{key!r} is the old name of {ALIASES[key]!r}; write {ALIASES[key]}"
+        )
+        if message not in _warned:
+            _warned.add(message)
+            print(message, file=sys.stderr)
+        return ALIASES[key]
+    return key
+
+
+def parse_setting(item: str, flag: str = "--set") -> tuple[str, object]:
+    """``"key=value"`` -> ``(key, YAML-parsed value)``; ``flag`` names the option in errors."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    key = canonical(key, f"{flag} {item}") if flag == "--set" else key
+    if not sep or not key:
+        raise SuiteError(f"{flag} {item}: expected key=value, e.g. {flag} epochs=5")
+    try:
+        return key, yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise SuiteError(f"{flag} {item}: the value is not valid YAML ({err})") from None
+
+
+def split_settings(settings: dict) -> tuple[dict, dict]:
+    """Flat settings -> (RunConfig fields, method hyperparameters): every key that is not a field
+    (``lmbda``, ``ll_step``, ``steps``, ``coef``, ...) is a hyperparameter."""
+    fields = {k: v for k, v in settings.items() if k in FIELDS}
+    hparams = {
+        **(settings.get("hparams") or {}),
+        **{k: v for k, v in settings.items() if k not in FIELDS and k != "hparams"},
+    }
+    return fields, hparams
+
+
+def method_hparams() -> dict[str, set[str]]:
+    """Each method's hyperparameter names."""
+    from ..methods import METHODS
+
+    return {name: set(module.defaults(8.0)) for name, module in METHODS.items()}
+
+
+@functools.cache
+def hparam_defaults() -> dict:
+    """Every method hyperparameter's default (at eps 8), by name."""
+    from ..methods import METHODS
+
+    return {k: v for module in METHODS.values() for k, v in module.defaults(8.0).items()}
+
+
+def hparam_kind(key: str) -> str:
+    """A hyperparameter's type, from its default: int, str, or a number (float; None: derived)."""
+    default = hparam_defaults().get(key)
+    return {int: "int", str: "str"}.get(type(default), "float | None")
+
+
+def valid_keys() -> list[str]:
+    """Every flat setting's name: the run configuration's fields and the methods' hyperparameters."""
+    return sorted(FIELDS | set(hparam_defaults()))

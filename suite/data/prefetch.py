@@ -1,0 +1,67 @@
+"""Data sets fetched once, before anything is launched.
+
+``ensure_data`` makes sure a data set is readable in ``data_dir``: it reads it, and when it
+is missing downloads it under an exclusive ``flock`` on ``<data_dir>/.<name>.lock``, so that
+concurrent launches (or a login node and its array tasks) never download into one folder at
+once: the second one waits, then finds the files. Sweeps and presets call it for each of
+their data sets before submitting or starting any run; ``suite data download`` calls it by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from pathlib import Path
+
+from ..errors import SuiteError
+
+NOT_DOWNLOADABLE = {
+    "tiny_imagenet": "Tiny-ImageNet cannot be downloaded automatically: download the official "
+    "tiny-imagenet-200.zip (http://cs231n.stanford.edu/tiny-imagenet-200.zip), then "
+    "run suite data prepare-tiny-imagenet tiny-imagenet-200.zip --data-dir {dir}"
+}
+
+
+@contextlib.contextmanager
+def data_lock(data_dir: Path, name: str):
+    """An exclusive flock on ``<data_dir>/.<name>.lock`` (released when the holder dies)."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def ensure_data(name: str, data_dir: Path, download: bool = True) -> None:
+    """Make sure data set ``name`` can be read from ``data_dir``; download it once if allowed.
+
+    Raises a one-line SuiteError when it is missing and cannot be fetched here (offline, or
+    ``download=False``), saying how to get it.
+    """
+    from . import load_splits
+
+    data_dir = Path(data_dir).expanduser()
+    try:
+        load_splits(name, data_dir, download=False)
+        return
+    except SuiteError as missing:
+        if name in NOT_DOWNLOADABLE:
+            raise SuiteError(f"{missing}; " + NOT_DOWNLOADABLE[name].format(dir=data_dir)) from None
+        if not download:
+            raise SuiteError(
+                f"{missing}; fetch it first with: suite data download {name} --data-dir {data_dir}"
+            ) from None
+    with data_lock(data_dir, name):  # one download per folder; a waiter then finds the files
+        try:
+            load_splits(name, data_dir, download=True)
+        except SuiteError as err:
+            raise SuiteError(
+                f"{err}; or on a machine with internet: suite data download {name} --data-dir DIR, "
+                f"then copy DIR's contents into {data_dir}"
+            ) from None
+
+
+def ensure_datasets(configs, data_dir: Path, download: bool = True) -> None:
+    """:func:`ensure_data` for every data set the run configurations use (each once)."""
+    for name in sorted({config.dataset for config in configs}):
+        ensure_data(name, data_dir, download)

@@ -1,0 +1,340 @@
+"""Launching a sweep: its unfinished runs handed to submitit, locally or as one Slurm job array.
+
+``run_sweep`` skips finished runs and hands the others to submitit: ``local`` (one process
+per run, ``workers`` at a time, one GPU each when there are GPUs) or ``slurm`` (one job
+array). The engine's per-run lock makes relaunching safe: a run trained by another
+process at the same moment is reported as skipped, never trained twice at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config import RunConfig, RunOptions
+from ..engine.callbacks import Callback
+from ..errors import SuiteError
+from .sweep import SweepSpec
+
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would kill real runs
+POLL_S = {"local": 0.5, "slurm": 10.0}
+
+
+@dataclass
+class SweepResult:
+    """``done``: run ids trained to completion now; ``skipped`` and ``failed``: (run id, reason)."""
+
+    done: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+    submitted: list = field(default_factory=list)  # job ids, when not waiting for them
+
+    def add(self, run_id: str, outcome: dict) -> None:
+        status = outcome["status"]
+        if status == "done":
+            self.done.append(run_id)
+        else:
+            getattr(self, status).append((run_id, outcome["reason"]))
+
+    def report(self) -> str:
+        reasons = {}
+        for _, reason in self.skipped:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        detail = f" ({', '.join(f'{n} {r}' for r, n in reasons.items())})" if reasons else ""
+        text = f"{len(self.done)} done, {len(self.skipped)} skipped{detail}, {len(self.failed)} failed"
+        if self.submitted:
+            text += f", {len(self.submitted)} submitted (not waited for)"
+        return text + "".join(f"\n  failed {run_id}: {error}" for run_id, error in self.failed)
+
+
+class Journal(Callback):
+    """Appends one line per training start and end to ``<results>/sweeps/<name>/journal.jsonl``."""
+
+    def __init__(self, path: Path):
+        self.path, self.run_id = Path(path), None
+
+    def write(self, event: str, **extra) -> None:
+        line = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run_id": self.run_id,
+            "event": event,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            **extra,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as handle:  # one short O_APPEND write: lines never interleave
+            handle.write(json.dumps(line) + "\n")
+
+    def on_start(self, run, config, record) -> None:
+        self.run_id = run.run_id
+        self.write("start", epochs_done=record.get("epochs_done", 0))
+
+    def on_end(self, record) -> None:
+        self.write(record.get("status", "unknown"), error=record.get("error"))
+
+
+def sweep_dir(options: RunOptions, name: str) -> Path:
+    return Path(options.results_dir) / "sweeps" / name
+
+
+def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int | None = None) -> dict:
+    """The job function: train one run; returns {"status": done | skipped | failed, "reason": ...}.
+
+    The W&B group is the sweep's name (unless ``options.wandb_group`` says otherwise). Never
+    raises for a failed run, so one failure never stops the sweep; the traceback goes to the
+    job's log and to the run's ``error.txt``.
+    """
+    from ..engine import execute
+    from ..store import RunDir, RunLocked
+    from ..tracking import trackers
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if RunDir(options.results_dir, config.run_id).is_finished() and not options.force:
+        return {"status": "skipped", "reason": "finished"}
+    journal = Journal(sweep_dir(options, sweep) / "journal.jsonl")
+    try:
+        tracking = trackers(
+            options,
+            group=options.wandb_group or sweep,
+            tags=(f"sweep:{sweep}",),
+            job_type="train",
+            extra_config={"sweep": sweep},
+        )
+        summary = execute(config, options, [journal, *tracking])
+    except RunLocked:
+        return {"status": "skipped", "reason": "running elsewhere"}
+    except Exception as err:  # noqa: BLE001  (any failure of one run is reported, not raised)
+        traceback.print_exc()
+        return {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+    if journal.run_id is None:  # never started: another process finished it meanwhile
+        return {"status": "skipped", "reason": "finished"}
+    if summary.get("status") != "finished":
+        return {"status": "failed", "reason": summary.get("error") or f"status {summary.get('status')}"}
+    return {"status": "done", "reason": None}
+
+
+def train_cells(configs: list[RunConfig], options: RunOptions, sweep: str, threads: int | None = None) -> list[dict]:
+    """A Slurm array task's job: train ``configs`` concurrently on its GPU, one process each.
+
+    Each cell is :func:`train_cell` in its own process (spawned: CUDA does not survive a fork),
+    so one crashing cell (even a segfault) fails only itself. One config runs in this process.
+    """
+    if len(configs) == 1:
+        return [train_cell(configs[0], options, sweep, threads)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    per_cell = max(1, threads // len(configs)) if threads else None
+    outcomes = []
+    for config in configs:  # a pool per cell: a crash breaks its own pool, never the other cells'
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        outcomes.append((pool, pool.submit(train_cell, config, options, sweep, per_cell)))
+    results = []
+    for pool, future in outcomes:
+        try:
+            results.append(future.result())
+        except Exception as err:  # noqa: BLE001  (the cell's process died)
+            results.append({"status": "failed", "reason": f"the run's process died: {type(err).__name__}: {err}"})
+        pool.shutdown()
+    return results
+
+
+def default_runs_per_gpu(on_gpu: bool, cuda_graphs: bool) -> int:
+    """Runs sharing one GPU: 4 eager ones (an eager iteration is host-bound, so several processes
+    fill the GPU), 1 graphed one (a graphed iteration already keeps the GPU busy). The figures behind
+    it: ``suite bench --gpu-check``, runs per GPU (docs/performance.md)."""
+    return 1 if not on_gpu or cuda_graphs else 4
+
+
+def visible_gpus() -> list[int]:
+    """The GPU indices this process may use (honouring an integer CUDA_VISIBLE_DEVICES)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+    if all(part.strip().isdigit() for part in mask) and len(mask) == torch.cuda.device_count():
+        return [int(part) for part in mask]
+    return list(range(torch.cuda.device_count()))
+
+
+def run_sweep(
+    spec: SweepSpec,
+    options: RunOptions,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    slurm: dict | None = None,
+    dry_run: bool = False,
+    wait: bool = True,
+    out=None,
+    runs_per_gpu: int | None = None,
+) -> SweepResult:
+    """Launch the sweep's unfinished runs and (unless ``wait=False``) wait for them.
+
+    ``workers``: local processes at a time (default: ``runs_per_gpu`` per visible GPU, else 1).
+    ``runs_per_gpu``: runs sharing each GPU (default :func:`default_runs_per_gpu`); on Slurm,
+    the grid cells each array task trains concurrently on its GPU(s).
+    ``slurm``: submitit SlurmExecutor parameters (partition, time in minutes, gpus_per_node,
+    cpus_per_task, array_parallelism, mem, account, qos, ...).
+    """
+    from ..store import RunDir
+
+    out = out or sys.stdout
+    if executor not in ("local", "slurm"):
+        raise SuiteError(f"unknown executor {executor!r}; use local or slurm")
+    result, todo = SweepResult(), []
+    configs = spec.configs()
+    for config in configs:
+        if RunDir(options.results_dir, config.run_id).is_finished() and not options.force:
+            result.add(config.run_id, {"status": "skipped", "reason": "finished"})
+        else:
+            todo.append(config)
+    print(
+        f"sweep {spec.name}: {len(configs)} runs, {len(configs) - len(todo)} finished, {len(todo)} to run",
+        file=out,
+        flush=True,
+    )
+    if dry_run:
+        for config in configs:
+            status = (RunDir(options.results_dir, config.run_id).read_summary() or {}).get("status")
+            state = "done" if status == "finished" else f"to run (last: {status})" if status else "to run"
+            print(f"  {config.run_id:60s} {state}", file=out)
+        return result
+    if not todo:
+        return result
+    from ..data.prefetch import ensure_datasets
+
+    ensure_datasets(todo, options.data_dir, options.download)  # here, once, before any job starts
+    import submitit
+
+    # jobs may start elsewhere (a Slurm node, another working directory): give them absolute paths
+    options = dataclasses.replace(
+        options, results_dir=Path(options.results_dir).resolve(), data_dir=Path(options.data_dir).resolve()
+    )
+    folder = sweep_dir(options, spec.name) / "submitit"
+    if executor == "local":
+        gpus = [] if options.device == "cpu" else visible_gpus()
+        per_gpu = runs_per_gpu or default_runs_per_gpu(bool(gpus), options.cuda_graphs)
+        workers = workers or max(1, len(gpus) * per_gpu)
+        threads = None if gpus else max(1, (os.cpu_count() or 1) // workers)
+        pool = submitit.LocalExecutor(folder=folder)
+        pool.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
+        _run_local(pool, todo, options, spec.name, workers, gpus, threads, result)
+    else:
+        params = {"job_name": f"sweep-{spec.name}", "nodes": 1, "ntasks_per_node": 1, **(slurm or {})}
+        try:
+            array = submitit.SlurmExecutor(folder=folder)
+        except RuntimeError as err:  # no srun on PATH
+            raise SuiteError(f"--executor slurm needs the Slurm commands on PATH ({err})") from None
+        try:
+            array.update_parameters(**params)
+        except ValueError as err:
+            first = str(err).splitlines()[0]
+            raise SuiteError(f"bad Slurm parameter: {first} (see submitit's SlurmExecutor)") from None
+        threads = params.get("cpus_per_task")
+        k = runs_per_gpu or default_runs_per_gpu(
+            bool(params.get("gpus_per_node")) and options.device != "cpu", options.cuda_graphs
+        )
+        cells = [todo[i : i + k] for i in range(0, len(todo), k)]
+        n = len(cells)
+        jobs = array.map_array(train_cells, cells, [options] * n, [spec.name] * n, [threads] * n)
+        print(
+            f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(todo)} runs) of {n} task(s), up to {k} "
+            f"runs at once each; logs in {folder}",
+            file=out,
+            flush=True,
+        )
+        if not wait:
+            result.submitted = [job.job_id for job in jobs]
+            return result
+        _wait(dict(zip(jobs, cells)), result, POLL_S["slurm"], _progress(len(todo), spec.name, options.progress))
+    return result
+
+
+def _outcome(job) -> dict:
+    """The job function's return value, or a failure naming the job's log."""
+    try:
+        return job.result()
+    except Exception as err:  # noqa: BLE001  (a crashed or cancelled job)
+        last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        return {"status": "failed", "reason": f"job {job.job_id} died: {last} (log: {job.paths.stderr})"}
+
+
+def _progress(total: int, name: str, show: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"sweep {name}", unit="run", file=sys.stderr, dynamic_ncols=True, disable=not show)
+
+
+def _record(bar, result, config, outcome) -> None:
+    result.add(config.run_id, outcome)
+    if outcome["status"] == "failed":
+        bar.write(f"failed {config.run_id}: {outcome['reason']}")
+    bar.set_postfix(done=len(result.done), skipped=len(result.skipped), failed=len(result.failed))
+    bar.update()
+
+
+def _gpu_parameters(slot: int, gpus: list[int], device: str) -> dict:
+    """The GPUs a local job sees (its CUDA_VISIBLE_DEVICES): one per worker slot, round robin,
+    unless the device names one (``cuda:N``): then every job sees them all; none on CPU."""
+    if not gpus:
+        return {"gpus_per_node": 0}
+    if device.startswith("cuda:"):
+        return {"gpus_per_node": len(gpus), "visible_gpus": gpus}
+    return {"gpus_per_node": 1, "visible_gpus": [gpus[slot % len(gpus)]]}
+
+
+def _run_local(pool, todo, options, name, workers, gpus, threads, result) -> None:
+    """Keep ``workers`` job processes busy until every run is handled."""
+    queue, running, free = deque(todo), {}, list(range(workers))
+    bar = _progress(len(todo), name, options.progress)
+    try:
+        while queue or running:
+            while queue and free:
+                slot, config = free.pop(0), queue.popleft()
+                pool.update_parameters(**_gpu_parameters(slot, gpus, options.device))
+                running[pool.submit(train_cell, config, options, name, threads)] = (config, slot)
+            for job in [job for job in running if job.done()]:
+                config, slot = running.pop(job)
+                free.append(slot)
+                _record(bar, result, config, _outcome(job))
+            time.sleep(POLL_S["local"])
+    except KeyboardInterrupt:
+        for job in running:
+            job.cancel()
+        raise
+    finally:
+        bar.close()
+
+
+def _wait(jobs: dict, result, poll_s: float, bar) -> None:
+    """Wait for already submitted jobs ({job: its configs}); Ctrl-C leaves them running."""
+    pending = dict(jobs)
+    try:
+        while pending:
+            for job in [job for job in pending if job.done()]:
+                configs, outcomes = pending.pop(job), _outcome(job)
+                outcomes = outcomes if isinstance(outcomes, list) else [outcomes] * len(configs)  # a dead job
+                for config, outcome in zip(configs, outcomes):
+                    _record(bar, result, config, outcome)
+            if pending:
+                time.sleep(poll_s)
+    except KeyboardInterrupt:
+        bar.write("stopped waiting; the jobs keep running (rerun the sweep to see where they stand)")
+        raise
+    finally:
+        bar.close()
