@@ -35,16 +35,59 @@ import torch.nn.functional as F
 from torch import nn
 
 _SECOND_ORDER = contextvars.ContextVar("second_order", default=False)
+_FLOAT32_SECOND_ORDER = contextvars.ContextVar("float32_second_order", default=False)
+
+
+_SECOND_ORDER_TERM = contextvars.ContextVar("second_order_term", default=False)
 
 
 @contextlib.contextmanager
 def second_order():
-    """Forward passes in here build graphs with the cheap double backward of these layers."""
+    """Forward passes in here build graphs with the cheap double backward of these layers; inside
+    :func:`float32_second_order` they also compute in float32 (as :func:`second_order_term`)."""
     token = _SECOND_ORDER.set(True)
+    try:
+        with second_order_term():
+            yield
+    finally:
+        _SECOND_ORDER.reset(token)
+
+
+@contextlib.contextmanager
+def second_order_term():
+    """A pass of a second-order term other than the forward differentiated twice (which
+    :func:`second_order` marks): a result it depends on (GradAlign's clean input gradient), a backward
+    pass that builds its graph, and the backward pass that differentiates that graph. Inside
+    :func:`float32_second_order` it leaves autocast, else it changes nothing.
+
+    The backward passes need it too: autocast applies to the operations a backward pass runs while
+    it is on, and the derivative of a backward pass (the double backward) runs convolutions that
+    autocast would compute in bf16 although their forward was float32.
+    """
+    token = _SECOND_ORDER_TERM.set(True)
+    try:
+        if _FLOAT32_SECOND_ORDER.get():
+            with contextlib.ExitStack() as stack:
+                for kind in ("cuda", "cpu"):
+                    if torch.is_autocast_enabled(kind):
+                        stack.enter_context(torch.autocast(kind, enabled=False))
+                yield
+        else:
+            yield
+    finally:
+        _SECOND_ORDER_TERM.reset(token)
+
+
+@contextlib.contextmanager
+def float32_second_order():
+    """The "mixed" precision: under autocast, the second-order terms of GradAlign and Fast-BAT are
+    computed in float32 (every pass marked by :func:`second_order` or :func:`second_order_term`),
+    every other pass in autocast's dtype."""
+    token = _FLOAT32_SECOND_ORDER.set(True)
     try:
         yield
     finally:
-        _SECOND_ORDER.reset(token)
+        _FLOAT32_SECOND_ORDER.reset(token)
 
 
 class Conv2d(nn.Conv2d):
@@ -158,42 +201,67 @@ class _BatchNormBackward(torch.autograd.Function):
         d x      = -weight s^2 (xh mean(u P(gy)) + P(u) mean(gy xh) + P(gy) mean(u xh)) + u_w s P(gy)
 
     (x reaches xh through the batch's mean and invstd too; tests check all of it against
-    gradgradcheck.) About half the passes over the activations of torch's generic routine.
+    gradgradcheck.) The pass is memory-bound and, on a GPU, launch-bound, so it is arranged in as
+    few operations over the activations as the formulas allow: d gy and d x are per-channel
+    combinations of (u, x) and of (gy, u, x), two and three fused multiply-adds. Their
+    coefficients need five per-channel sums: sum(gy) and sum(gy xh) are the forward's own
+    outputs; sum(u), sum(u xh) and sum(u (gy - mean(gy))) come from two calls of torch's batch-norm
+    backward reduction (each reads two tensors and writes nothing of their size). Upstream
+    gradients that no one uses (the input gradients of GradAlign and Fast-BAT leave u_w and u_b
+    unused) are skipped instead of being filled with zeros.
     """
 
     @staticmethod
     def forward(ctx, grad_out, x, weight, mean, invstd, eps):
-        ctx.save_for_backward(grad_out, x, weight, mean, invstd)
-        return torch.ops.aten.native_batch_norm_backward(
+        grads = torch.ops.aten.native_batch_norm_backward(
             grad_out, x, weight, None, None, mean, invstd, True, eps, [True, True, True]
         )
+        n = x.numel() // x.shape[1]
+        f32 = torch.float64 if x.dtype == torch.float64 else torch.float32
+        # mean(gy xh) and mean(gy), for the backward (saving the outputs themselves costs more ops)
+        ctx.save_for_backward(grad_out, x, weight, mean, invstd, grads[1].to(f32) / n, grads[2].to(f32) / n)
+        ctx.eps = eps
+        ctx.set_materialize_grads(False)
+        return grads
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, u, u_w, u_b):
-        gy, x, weight, mean, invstd = ctx.saved_tensors
-        dtypes = (gy.dtype, x.dtype, weight.dtype)
-        dims, shape = (0, 2, 3), (1, -1, 1, 1)
-        f32 = torch.promote_types(x.dtype, torch.float32)
-        gy, x, u = gy.to(f32), x.to(f32), u.to(f32)
-        s, w = invstd.to(f32).view(shape), weight.to(f32).view(shape)
-        u_w, u_b = u_w.to(f32).view(shape), u_b.to(f32).view(shape)
-        xh = torch.addcmul(-mean.to(f32).view(shape) * s, x, s)  # (x - mean) s
-
-        def mean_of(a):
-            return a.mean(dims, keepdim=True)
-
-        # The formulas above, regrouped per channel into a few passes over the activations
-        # (it is memory-bound): d gy and d x are combinations of gy, u and xh.
-        u_mean, gy_mean, u_xh, gy_xh = mean_of(u), mean_of(gy), mean_of(u * xh), mean_of(gy * xh)
-        u_p_gy = mean_of(u * gy) - u_mean * gy_mean - u_xh * gy_xh  # mean(u P(gy))
-        ws, ws2 = w * s, w * s * s
-        d_gy = torch.addcmul(u_b - ws * u_mean + xh * (u_w - ws * u_xh), u, ws)
-        alpha = u_w * s - ws2 * u_xh  # d x = alpha P(gy) - ...
-        d_x = torch.addcmul(alpha * gy, u, -ws2 * gy_xh)
-        d_x += xh * (ws2 * (gy_xh * u_xh - u_p_gy) - alpha * gy_xh) + (ws2 * gy_xh * u_mean - alpha * gy_mean)
-        d_w = (s * u_p_gy).flatten() * (x.numel() // x.shape[1])
-        return d_gy.to(dtypes[0]), d_x.to(dtypes[1]), d_w.to(dtypes[2]), None, None, None
+        gy, x, weight, mean, invstd, gx, mg = ctx.saved_tensors
+        need_gy, need_x, need_w = ctx.needs_input_grad[:3]
+        if u is None:  # only grad_weight or grad_bias is differentiated further (no method does)
+            u = torch.zeros_like(gy)
+        f32 = torch.float64 if x.dtype == torch.float64 else torch.float32  # the per-channel arithmetic
+        n = x.numel() // x.shape[1]
+        s, w, x_mean = invstd.to(f32), weight.to(f32), mean.to(f32)
+        reduce = torch.ops.aten.native_batch_norm_backward  # (_, sum(g (a - m) v), sum(g)) for g, a, m, v
+        _, sum_u_xh, sum_u = reduce(u, x, None, None, None, mean, invstd, True, ctx.eps, [False, True, True])
+        _, sum_u_pg, _ = reduce(u, gy, None, None, None, mg, s, True, ctx.eps, [False, True, False])
+        mu, ux = sum_u.to(f32) / n, sum_u_xh.to(f32) / n  # mean(u), mean(u xh)
+        sn = s * n
+        upg = torch.addcmul(sum_u_pg.to(f32) / sn, ux, gx, value=-1)  # mean(u P(gy))
+        ws = w * s
+        ws2 = ws * s
+        alpha = (ws2 * ux).neg_()  # the coefficient of x in d gy and of gy in d x: u_w s - ws2 mean(u xh)
+        if u_w is not None:
+            alpha.addcmul_(u_w.to(f32), s)
+        shape = (1, -1, 1, 1)
+        d_gy = d_x = d_w = None
+        if need_gy:  # ws u + alpha x + (u_b - ws mean(u) - alpha mean)
+            offset = torch.mul(alpha, x_mean).neg_().addcmul_(ws, mu, value=-1)
+            if u_b is not None:
+                offset += u_b.to(f32)
+            d_gy = torch.addcmul(offset.view(shape), u, ws.view(shape)).addcmul_(x, alpha.view(shape))
+            d_gy = d_gy.to(gy.dtype)
+        if need_x:  # alpha gy - c u + e x + (c mean(u) - alpha mean(gy) - e mean), c = ws2 mean(gy xh)
+            c = ws2 * gx
+            e = torch.addcmul(torch.addcmul(c * ux, ws2, upg, value=-1), alpha, gx, value=-1).mul_(s)
+            offset = (c * mu).addcmul_(alpha, mg, value=-1).addcmul_(e, x_mean, value=-1)
+            d_x = torch.addcmul(offset.view(shape), gy, alpha.view(shape))
+            d_x = d_x.addcmul_(u, c.view(shape), value=-1).addcmul_(x, e.view(shape)).to(x.dtype)
+        if need_w:
+            d_w = (sn * upg).to(weight.dtype)
+        return d_gy, d_x, d_w, None, None, None
 
 
 class MaxPool2d(nn.MaxPool2d):

@@ -33,7 +33,7 @@ from ..data import DATASETS
 from .evaluation import bench_eval
 from .iterations import bench_iterations
 from .pipeline import bench_pipeline
-from .precision import bench_precision
+from .precision import bench_precision, policy_lines
 from .settings import SECTIONS, Settings, resolve
 from .timing import device_name
 
@@ -99,6 +99,17 @@ def _mem(n: int | None) -> str:
     return "n/a" if n is None else f"{n / 2**20:8.1f} MiB"
 
 
+def op_count_line(m: dict) -> str:
+    """The aten operations per step of Fast-AT and Fast-BAT (a proxy for GPU kernel launches)."""
+    ops, ratio = m["op_counts"], m["ops_over_fast_at"]
+    return (
+        f"aten ops per training step (views excluded / all; a proxy for GPU kernel launches): "
+        f"fast_at {ops['fast_at']['kernels']}/{ops['fast_at']['total']}, "
+        f"fast_bat {ops['fast_bat']['kernels']}/{ops['fast_bat']['total']}, "
+        f"Fast-BAT / Fast-AT {ratio['kernels']:.2f}/{ratio['total']:.2f}"
+    )
+
+
 def format_report(r: dict) -> str:
     """The human-readable table of :func:`run_bench`'s result."""
     s = r["settings"]
@@ -132,6 +143,7 @@ def format_report(r: dict) -> str:
             "contiguous layout / channels_last (the suite's), per iteration: "
             + ", ".join(f"{n} {ratio:.2f}" for n, ratio in m["contiguous_over_channels_last"].items())
         )
+        lines.append(op_count_line(m))
     if "reference" in r:
         ref = r["reference"]
         lines += ["", f"{'suite vs reference':<22}{'suite ms':>10}{'reference ms':>14}{'saving (ref/suite)':>20}"]
@@ -181,6 +193,9 @@ def format_report(r: dict) -> str:
         ]
         for method, row in p["cosines"].items():
             lines.append(f"{method:<22}" + "".join(f"{row[n]:11.5f}" for n in names))
+        if len(p.get("seeds", [0])) > 1:
+            lines.append(f"(means over seeds {p['seeds']}; standard deviations in the JSON)")
+        lines += policy_lines(p.get("policy", {}))
     if r["targets"]:
         lines += ["", "targets"]
         for t in r["targets"]:

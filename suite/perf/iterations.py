@@ -12,11 +12,12 @@ import math
 import torch
 
 from ..data import DATASETS
-from ..engine.device import channels_last, training_autocast
+from ..engine.device import channels_last, training_autocast, uses_tf32
 from ..methods import fast_bat, get_method, resolve_hparams
 from ..methods import precision as method_precision
 from ..methods.perturbation import uniform_init
 from ..models import build_model
+from .op_count import count_ops
 from .precision import tf32
 from .reference_impl import fast_at_ga_reference, fast_bat_reference
 from .settings import LAYOUT_VARIANTS, METHOD_VARIANTS, Settings
@@ -41,13 +42,13 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
     def iteration(step, precision="bf16", net=model, inputs=x, opt=optimizer, **hparams):
         def run():
             opt.zero_grad(set_to_none=True)
-            with training_autocast(device, precision=precision), tf32(precision != "fp32"):
+            with training_autocast(device, precision=precision), tf32(uses_tf32(precision)):
                 step(net, inputs, y, eps, **hparams)
             opt.step()
 
         return run
 
-    fns = {}
+    fns, steps = {}, {}
     variants = METHOD_VARIANTS if with_methods else [v for v in METHOD_VARIANTS if v[0] in ("fast_bat", "fast_at_ga")]
     if with_methods:  # the layout the suite does not train in, for the layout ratio
         plain_model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
@@ -56,6 +57,7 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
     for name, method, overrides in variants:
         hparams = resolve_hparams(method, s.eps, overrides)
         fns[name] = iteration(get_method(method).step, precision=method_precision(method), **hparams)
+        steps[name] = step_only(get_method(method).step, model, x, y, eps, device, method_precision(method), hparams)
         if with_methods and name in LAYOUT_VARIANTS:
             fns[f"{name}_contiguous"] = iteration(
                 get_method(method).step,
@@ -83,6 +85,7 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
             "memory_measure": "cuda max_memory_allocated" if device.type == "cuda" else "rise of peak RSS",
             # > 1: channels_last (the suite's layout) is faster than the contiguous layout
             "contiguous_over_channels_last": {n: med[f"{n}_contiguous"] / med[n] for n in LAYOUT_VARIANTS},
+            **op_counts(steps, names),
             **fd_error(s),
         }
     if with_reference:
@@ -94,6 +97,31 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
             },
         }
     return out
+
+
+def step_only(step, model, x, y, eps, device, precision, hparams):
+    """One call of a method's step (forward and backward passes, no optimizer step), as it trains."""
+
+    def run():
+        model.zero_grad(set_to_none=True)
+        with training_autocast(device, precision=precision), tf32(uses_tf32(precision)):
+            step(model, x, y, eps, **hparams)
+
+    return run
+
+
+def op_counts(steps: dict, names) -> dict:
+    """aten operations per training step of each method (:mod:`.op_count`, a proxy for kernel launches),
+    and Fast-BAT's over Fast-AT's; the step runs once untimed before it is counted."""
+    progress("counting the aten operations of each method's step")
+    counts = {}
+    for n in names:
+        steps[n]()
+        counts[n] = count_ops(steps[n])
+    return {
+        "op_counts": counts,
+        "ops_over_fast_at": {kind: counts["fast_bat"][kind] / counts["fast_at"][kind] for kind in ("total", "kernels")},
+    }
 
 
 def fd_error(s: Settings) -> dict:

@@ -222,10 +222,13 @@ def test_precision_cosines_rank_the_precisions_and_the_noise():
     model = build_model("small_cnn", 1, 10, [0.5], [0.25])
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
     cos = gradient_cosines(model, x, y, 8 / 255)
-    assert set(cos) == {"standard", "fast_at", "fast_at_ga", "pgd2", "fast_bat"}
+    assert set(cos) == {"standard", "fgsm", "fast_at", "n_fgsm", "fast_at_ga", "pgd2", "fast_bat"}  # every method
     for row in cos.values():
-        assert row["fp32"] > 0.9999 and row["bf16"] < row["fp32"]
-    assert cos["standard"]["noise"] == pytest.approx(1.0, abs=1e-12)
+        assert row["fp32"] > 0.9999 and row["bf16"] < row["fp32"] and row["mixed"] < row["fp32"]
+    for first_order in ("standard", "fgsm", "fast_at", "n_fgsm", "pgd2"):  # mixed differs only in second-order terms
+        assert cos[first_order]["mixed"] == cos[first_order]["bf16"]
+    assert cos["fast_at_ga"]["mixed"] != cos["fast_at_ga"]["bf16"]
+    assert cos["standard"]["noise"] == pytest.approx(1.0, abs=1e-12) == cos["fgsm"]["noise"]
     assert cos["fast_at"]["noise"] < 0.9999 and cos["fast_at_ga"]["noise"] < 0.99999
 
 
