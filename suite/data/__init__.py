@@ -2,7 +2,7 @@
 
 ``load_splits(name, data_dir)`` reads a data set from its official on-disk format through
 torchvision's readers (downloading it when possible; Tiny-ImageNet from the folder that
-``prepare_tiny_imagenet`` makes) and returns uint8 NCHW tensors
+``prepare_tiny_imagenet`` makes; ``synthetic_cifar10`` is generated, from no files) and returns uint8 NCHW tensors
 split into train / validation (a fixed fraction of the official training set) / test
 (the official test set). ``DeviceLoader`` turns such tensors into augmented batches.
 """
@@ -18,6 +18,7 @@ from suite.errors import SuiteError, unknown_name
 
 from .device_loader import DeviceLoader
 from .imagefolder import load_tiny_imagenet, prepare_tiny_imagenet
+from .synthetic import load_synthetic_cifar10
 from .torchvision_sets import load_cifar, load_fashion_mnist, load_svhn
 
 __all__ = ["DatasetInfo", "Splits", "DATASETS", "load_splits", "DeviceLoader", "prepare_tiny_imagenet"]
@@ -33,6 +34,7 @@ class DatasetInfo:
     std: tuple[float, ...]
     crop_padding: int  # 4 where the paper augments with random crop, 0 for none
     flip: bool  # random horizontal flip
+    generated: bool = False  # made from a seed, no files: always present, never downloaded
 
 
 @dataclass
@@ -54,6 +56,11 @@ DATASETS: dict[str, DatasetInfo] = {
         "tiny_imagenet", 3, 200, 64, (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821), 4, True
     ),
     "fashion_mnist": DatasetInfo("fashion_mnist", 1, 10, 28, (0.2860,), (0.3530,), 0, False),
+    # CIFAR-10's shape, size and augmentation, generated (suite/data/synthetic.py); NOT CIFAR-10.
+    # mean and std: the generated training images' (a test checks them).
+    "synthetic_cifar10": DatasetInfo(
+        "synthetic_cifar10", 3, 10, 32, (0.5000, 0.5002, 0.4998), (0.2061, 0.2058, 0.2153), 4, True, generated=True
+    ),
 }
 
 
@@ -66,6 +73,8 @@ def _read(name: str, data_dir: Path, download: bool):
         return load_fashion_mnist(data_dir, download)
     if name == "tiny_imagenet":
         return load_tiny_imagenet(data_dir, download, DATASETS[name].image_size)
+    if name == "synthetic_cifar10":
+        return load_synthetic_cifar10()
     raise AssertionError(name)
 
 

@@ -38,8 +38,10 @@ def ensure_data(name: str, data_dir: Path, download: bool = True) -> None:
     Raises a one-line SuiteError when it is missing and cannot be fetched here (offline, or
     ``download=False``), saying how to get it.
     """
-    from . import load_splits
+    from . import DATASETS, load_splits
 
+    if name in DATASETS and DATASETS[name].generated:  # made from a seed: nothing to fetch or check
+        return
     data_dir = Path(data_dir).expanduser()
     try:
         load_splits(name, data_dir, download=False)
