@@ -62,6 +62,12 @@ def register(subparsers) -> None:
         "(e.g. results/runs/fast_at-...), instead of at initialization",
     )
     parser.add_argument(
+        "--precision-seeds",
+        type=int,
+        default=1,
+        help="precision: draws of each method's randomness, for mean and std (the policy's verdict needs 3)",
+    )
+    parser.add_argument(
         "--threads", type=int, help="torch CPU threads (default torch's; on a busy shared machine 1 is often faster)"
     )
     parser.add_argument(
@@ -114,6 +120,7 @@ def main(args) -> int:
         threads=args.threads,
         precision_batch=args.precision_batch,
         precision_run=args.precision_run,
+        precision_seeds=args.precision_seeds,
     )
     result = run_bench(settings)
     print(json.dumps(result, indent=2) if args.json else format_report(result))

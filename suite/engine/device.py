@@ -2,7 +2,7 @@
 
 The suite trains and evaluates in the channels_last layout on every device (on CUDA it speeds up
 convolutions; on a CPU it speeds up max-pooling; figures in docs/performance.md), under bf16
-autocast on CUDA unless a method asks for float32 (its ``PRECISION``).
+autocast on CUDA unless a method asks for float32 or mixed precision (its ``PRECISION``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import contextlib
 import torch
 
 from ..errors import SuiteError
+from ..methods import PRECISIONS
+from ..models.second_order import float32_second_order
 
 
 def pick_device(name: str) -> torch.device:
@@ -40,11 +42,24 @@ def channels_last(tensor_or_model):
 
 
 def training_autocast(device: torch.device, cache_enabled: bool = True, precision: str = "bf16"):
-    """bf16 autocast for the training step on CUDA, unless the method's precision is "fp32"; full
-    precision elsewhere. A CUDA graph's capture needs ``cache_enabled=False``."""
+    """The training step's precision on CUDA (the method's ``PRECISION``): "bf16", bf16 autocast;
+    "mixed", bf16 autocast except the second-order forward passes, in float32
+    (:func:`suite.models.second_order.float32_second_order`); "fp32", none. Full precision elsewhere.
+    A CUDA graph's capture needs ``cache_enabled=False``."""
+    if precision not in PRECISIONS:
+        raise SuiteError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if device.type != "cuda" or precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled)
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled))
+    if precision == "mixed":
+        stack.enter_context(float32_second_order())
+    return stack
+
+
+def uses_tf32(precision: str) -> bool:
+    """TF32 convolutions and matmuls on CUDA: with "bf16" only ("mixed" keeps its float32 passes float32)."""
+    return precision == "bf16"
 
 
 def use_cuda_graphs(options, device: torch.device) -> bool:
@@ -54,6 +69,8 @@ def use_cuda_graphs(options, device: torch.device) -> bool:
 
 
 def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (for honest wall-clock timing)."""
+    """Wait for the work queued on the current stream of the device (for honest wall-clock timing):
+    a run's own work, also when other runs share the process on streams of their own (a device-wide
+    synchronization would wait for theirs too, and fail while one of them captures a CUDA graph)."""
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        torch.cuda.current_stream(device).synchronize()

@@ -8,7 +8,9 @@ A method module provides
 * optionally ``validate(hparams)``: raise SuiteError for values it cannot use (every number is
   already checked to be finite and not negative, and an integer where its default is one);
 * optionally ``PRECISION``: ``"fp32"`` where bf16 autocast and TF32 on CUDA move its gradient
-  further than its own sampling noise does (``suite bench --only precision``); default ``"bf16"``;
+  further than its own sampling noise does (``suite bench --only precision``), ``"mixed"`` where
+  only its second-order term needs float32 (bf16 autocast for every other pass; see
+  ``suite.engine.device.training_autocast``); default ``"bf16"``;
 * ``step(model, x, y, eps, **hparams) -> (loss, logits)``: accumulate the parameter gradients
   of one batch (``eps`` in pixel units, x in [0, 1]); the training loop owns the optimizer step.
 
@@ -67,6 +69,13 @@ def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dic
     return hparams
 
 
+PRECISIONS = ("bf16", "mixed", "fp32")
+
+
 def precision(name: str) -> str:
-    """What the method's training step computes in on CUDA: "bf16" (autocast, TF32) or "fp32" (neither)."""
-    return getattr(get_method(name), "PRECISION", "bf16")
+    """What the method's training step computes in on CUDA: "bf16" (autocast, TF32), "mixed" (autocast
+    but float32 second-order passes, no TF32) or "fp32" (neither)."""
+    value = getattr(get_method(name), "PRECISION", "bf16")
+    if value not in PRECISIONS:
+        raise SuiteError(f"method {name!r} declares PRECISION = {value!r}; use one of {', '.join(PRECISIONS)}")
+    return value

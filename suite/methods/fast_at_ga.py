@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..models.second_order import second_order
-from .perturbation import input_grad, project
+from ..models.second_order import second_order, second_order_term
+from .perturbation import input_grad, project, uniform_noise
 
 # The regularizer's second-order term is sensitive to rounding: under bf16 autocast (and TF32) the
 # parameter gradient moves further from its float64 value than a fresh draw of the noise moves it
@@ -55,13 +55,15 @@ def alignment_regularizer(grad_clean, grad_noisy):
 
 
 def step(model, x, y, eps, *, coef):
-    grad_clean, _ = input_grad(model, x, y)
+    with second_order_term():  # the regularizer compares it with the noisy gradient (mixed precision: float32)
+        grad_clean, _ = input_grad(model, x, y)
     delta = project(1.25 * eps * grad_clean.sign(), x, eps)
-    eta = torch.empty_like(x).uniform_(-eps, eps)
+    eta = uniform_noise(x, -eps, eps)
     with second_order():  # its graph is differentiated twice
         grad_noisy, _ = input_grad(model, x + eta, y, create_graph=True)
     reg = coef * alignment_regularizer(grad_clean, grad_noisy)
     logits = model(x + delta)
     loss = F.cross_entropy(logits, y)
-    (loss + reg).backward(inputs=[p for p in model.parameters() if p.requires_grad])
+    with second_order_term():  # it differentiates the regularizer's graph
+        (loss + reg).backward(inputs=[p for p in model.parameters() if p.requires_grad])
     return loss.detach(), logits.detach()

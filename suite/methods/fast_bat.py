@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ..config.checks import check_number
 from ..errors import SuiteError
-from ..models.second_order import second_order
+from ..models.second_order import second_order, second_order_term
 from .perturbation import input_grad, project, uniform_init
 
 BOX_MARGIN = 1e-7
@@ -72,7 +72,7 @@ def implicit_step(model, x, y, z, eps, *, a, lmbda, implicit="exact"):
     z = z.detach().requires_grad_(True)
     with second_order():  # its graph is differentiated twice
         ce_z = F.cross_entropy(model(x + z), y, reduction="sum")
-    (g1,) = torch.autograd.grad(-ce_z, z, create_graph=True)  # step 3
+        (g1,) = torch.autograd.grad(-ce_z, z, create_graph=True)  # step 3
     delta = project(z.detach() - a * g1.detach(), x, eps).requires_grad_(True)
     h = interior_mask(delta.detach(), x, eps)  # step 4
 
@@ -82,7 +82,8 @@ def implicit_step(model, x, y, z, eps, *, a, lmbda, implicit="exact"):
     loss.backward()  # accumulates the parameter gradient and delta.grad
     q = delta.grad * batch  # gradient of the summed CE at delta*
     correction = -(g1 * (h * q)).sum() / (batch * lmbda)  # step 6
-    correction.backward(inputs=_params(model))  # no use for the gradient with respect to z
+    with second_order_term():  # it differentiates g1's graph
+        correction.backward(inputs=_params(model))  # no use for the gradient with respect to z
     return loss.detach(), logits.detach()
 
 

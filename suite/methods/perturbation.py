@@ -7,8 +7,30 @@ C(x) = {delta : |delta|_inf <= eps and 0 <= x + delta <= 1}.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
 import torch.nn.functional as F
+
+_GENERATOR = contextvars.ContextVar("generator", default=None)
+
+
+@contextlib.contextmanager
+def drawing_from(generator: torch.Generator | None):
+    """The training methods' random draws in here (random starts, noise) come from ``generator``;
+    None (and outside any such block): torch's global generator. A context variable, so a thread
+    (one of several runs packed into one process) draws from its own run's generator only."""
+    token = _GENERATOR.set(generator)
+    try:
+        yield
+    finally:
+        _GENERATOR.reset(token)
+
+
+def uniform_noise(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """U(low, high) of ``x``'s shape, from the generator of :func:`drawing_from` (else the global one)."""
+    return torch.empty_like(x).uniform_(low, high, generator=_GENERATOR.get())
 
 
 def project(delta: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -23,7 +45,7 @@ def clip_to_image(delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def uniform_init(x: torch.Tensor, eps: float) -> torch.Tensor:
     """delta0 ~ U(-eps, eps), clipped so that x + delta0 stays in [0, 1]."""
-    return clip_to_image(torch.empty_like(x).uniform_(-eps, eps), x)
+    return clip_to_image(uniform_noise(x, -eps, eps), x)
 
 
 def input_grad(model, x_adv: torch.Tensor, y: torch.Tensor, *, create_graph: bool = False):

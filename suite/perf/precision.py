@@ -10,7 +10,8 @@ cosine changes the gradient less than the method's sampling already does.
 
 Only the network changes precision: the batch, the perturbations and their random draws stay in
 float64 (:class:`Precision` casts the input on the way in and the logits on the way out), so
-every variant draws the same random numbers and the cosines measure rounding alone.
+every variant draws the same random numbers and the cosines measure rounding alone. Autocast
+wraps the whole step, backward passes included, as in training.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from ..data import DATASETS
 from ..errors import SuiteError
 from ..methods import get_method, resolve_hparams
 from ..models import build_model
+from ..models.second_order import float32_second_order
 from .timing import progress
 
-# (name, method, overrides) measured
+# (name, method, overrides) measured: every method (PGD-AT as Table 1's PGD-2)
 PRECISION_METHODS = [
     ("standard", "standard", {}),
+    ("fgsm", "fgsm", {}),
     ("fast_at", "fast_at", {}),
+    ("n_fgsm", "n_fgsm", {}),
     ("fast_at_ga", "fast_at_ga", {}),
     ("pgd2", "pgd", {"steps": 2}),
     ("fast_bat", "fast_bat", {}),
@@ -39,18 +43,15 @@ PRECISION_METHODS = [
 
 
 class Precision(torch.nn.Module):
-    """The network in ``dtype`` (and under bf16 autocast if asked), fed and read in float64."""
+    """The network in ``dtype``, fed and read in float64 (autocast, which leaves float64 alone, then
+    changes the precision of the network's operations only, forward and backward)."""
 
-    def __init__(self, model, dtype, autocast: bool):
+    def __init__(self, model, dtype):
         super().__init__()
-        self.model, self.dtype, self.autocast = model, dtype, autocast
+        self.model, self.dtype = model, dtype
 
     def forward(self, x):
-        kind = x.device.type
-        amp = torch.autocast(kind, dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
-        with amp:
-            out = self.model(x.to(self.dtype))
-        return out.to(torch.float64)
+        return self.model(x.to(self.dtype)).to(torch.float64)
 
 
 @contextlib.contextmanager
@@ -65,24 +66,35 @@ def tf32(enabled: bool):
 
 
 def modes(device: torch.device) -> dict:
-    """Precision name -> (network dtype, autocast, TF32) measured on this device."""
+    """Precision name -> (network dtype, autocast, TF32, float32 second-order passes) measured on this
+    device; "bf16", "mixed" and "fp32" are what a method's ``PRECISION`` gives it in training."""
     if device.type == "cuda":
         return {
-            "fp32": (torch.float32, False, False),
-            "fp32+tf32": (torch.float32, False, True),
-            "bf16": (torch.float32, True, True),
+            "fp32": (torch.float32, False, False, False),
+            "fp32+tf32": (torch.float32, False, True, False),
+            "bf16": (torch.float32, True, True, False),
+            "mixed": (torch.float32, True, False, True),
         }
-    return {"fp32": (torch.float32, False, False), "bf16": (torch.float32, True, False)}
+    return {
+        "fp32": (torch.float32, False, False, False),
+        "bf16": (torch.float32, True, False, False),
+        "mixed": (torch.float32, True, False, True),
+    }
 
 
 def step_gradient(method: str, model, x, y, eps: float, hparams: dict, seed: int, mode=None) -> torch.Tensor:
     """The parameter gradient one step of ``method`` accumulates (float64 vector); ``mode`` as in :func:`modes`,
     None for float64."""
-    dtype, autocast, use_tf32 = mode or (torch.float64, False, False)
+    dtype, autocast, use_tf32, mixed = mode or (torch.float64, False, False, False)
     net = copy.deepcopy(model).to(dtype)
     torch.manual_seed(seed)
-    with tf32(use_tf32):
-        get_method(method).step(Precision(net, dtype, autocast), x, y, eps, **hparams)
+    with contextlib.ExitStack() as stack:  # as training_autocast does: around the whole step
+        stack.enter_context(tf32(use_tf32))
+        if autocast:
+            stack.enter_context(torch.autocast(x.device.type, dtype=torch.bfloat16))
+        if mixed:
+            stack.enter_context(float32_second_order())
+        get_method(method).step(Precision(net, dtype), x, y, eps, **hparams)
     return torch.cat([p.grad.flatten().double() for p in net.parameters() if p.grad is not None])
 
 
@@ -120,13 +132,91 @@ def bench_precision(s, device: torch.device) -> dict:
         x = torch.rand(s.precision_batch, info.in_channels, info.image_size, info.image_size, device=device)
         y = torch.randint(0, info.num_classes, (s.precision_batch,), device=device)
         eps, at = s.eps, f"initialization ({s.arch}, random inputs)"
-    progress(f"measuring gradient precision at {at}, batch {s.precision_batch}")
+    seeds = [s.seed + i for i in range(s.precision_seeds)]
+    progress(f"measuring gradient precision at {at}, batch {s.precision_batch}, seed(s) {seeds}")
+    runs = [gradient_cosines(model, x, y, eps / 255, seed=seed) for seed in seeds]
+    mean, std = spread(runs)
     return {
         "batch": s.precision_batch,
         "at": at,
         "eps": eps,
-        "cosines": gradient_cosines(model, x, y, eps / 255, seed=s.seed),
+        "seeds": seeds,
+        "cosines": mean,  # over the seeds (each one draws the methods' randomness afresh)
+        "std": std,
+        "policy": precision_policy(runs),
     }
+
+
+def spread(runs: list[dict]) -> tuple[dict, dict]:
+    """The mean and standard deviation over seeds of :func:`gradient_cosines` results (0 for one seed)."""
+    mean, std = {}, {}
+    for method in runs[0]:
+        mean[method], std[method] = {}, {}
+        for key in runs[0][method]:
+            values = torch.tensor([r[method][key] for r in runs], dtype=torch.float64)
+            mean[method][key] = float(values.mean())
+            std[method][key] = float(values.std()) if len(values) > 1 else 0.0
+    return mean, std
+
+
+# -- the policy: which precision each method may train in -------------------------------------
+
+POLICY_MIN_SEEDS = 3
+TRAINING_PRECISIONS = ("bf16", "mixed", "fp32")  # cheapest first: what a method's PRECISION may be
+
+
+def precision_policy(runs: list[dict]) -> dict:
+    """The precision policy that the measured cosines support, method by method.
+
+    A precision is within a method's own sampling noise when its gradient's mean cosine to float64
+    is at least the mean cosine of a fresh draw of the method's randomness (rounding then moves the
+    gradient less than the method's own sampling does). The policy is the cheapest such precision
+    among bf16, mixed and fp32 (fp32 also when none is: it is the best a device offers). A verdict
+    needs cosines at :data:`POLICY_MIN_SEEDS` seeds; a method that draws nothing at random (noise
+    cosine 1) has no noise to compare with and gets none. ``today`` is the method's ``PRECISION``.
+    """
+    from ..methods import precision as method_precision
+
+    mean, std = spread(runs)
+    policy = {}
+    for name, method, _ in PRECISION_METHODS:
+        if name not in mean:
+            continue
+        row, noise = mean[name], mean[name]["noise"]
+        entry = {"today": method_precision(method), "noise": noise, "noise_std": std[name]["noise"], "verdict": None}
+        if len(runs) < POLICY_MIN_SEEDS:
+            entry["reason"] = f"{len(runs)} seed(s); a verdict needs {POLICY_MIN_SEEDS}"
+        elif noise >= 1 - 1e-12:
+            entry["reason"] = "draws nothing at random: no sampling noise to compare with"
+        else:
+            within = [p for p in TRAINING_PRECISIONS if p in row and row[p] >= noise]
+            entry["verdict"] = within[0] if within else "fp32"
+            entry["reason"] = ", ".join(
+                f"{p} {row[p]:.4f} +- {std[name][p]:.4f} {'>=' if row[p] >= noise else '<'} noise"
+                for p in TRAINING_PRECISIONS
+                if p in row
+            )
+        policy[method] = entry
+    return policy
+
+
+def policy_lines(policy: dict) -> list[str]:
+    """One line per method: what the measurement says and whether it differs from today's policy."""
+    lines = []
+    for method, p in policy.items():
+        if p["verdict"] is None:
+            lines.append(f"policy: {method} no verdict ({p['reason']}); today {p['today']}")
+            continue
+        change = (
+            "as today"
+            if p["verdict"] == p["today"]
+            else f"today {p['today']}: set PRECISION = {p['verdict']!r} in suite/methods/{method}.py"
+        )
+        lines.append(
+            f"policy: {method} may train in {p['verdict']} (noise {p['noise']:.4f} +- {p['noise_std']:.4f}; "
+            f"{p['reason']}); {change}"
+        )
+    return lines
 
 
 def run_record(run_dir: Path):

@@ -53,6 +53,7 @@ class Settings:
     fd_batch: int | None = None
     precision_batch: int | None = None
     precision_run: Path | None = None  # precision: a run record folder, measured at its last checkpoint
+    precision_seeds: int = 1  # precision: draws of the methods' randomness (the policy's verdict needs 3)
     seed: int = 0
     threads: int | None = None  # CPU: torch's intra-op threads (None: torch's default)
 
@@ -133,5 +134,7 @@ def resolve(settings: Settings) -> tuple[Settings, torch.device]:
     ):
         if values[name] < 1:
             raise SuiteError(f"--{name.replace('_', '-')} must be positive, got {values[name]}")
+    if settings.precision_seeds < 1:
+        raise SuiteError(f"--precision-seeds must be positive, got {settings.precision_seeds}")
     resolved = Settings(**{**asdict(settings), **values})
     return resolved, device
