@@ -66,6 +66,12 @@ def register(subparsers) -> None:
         help="runs sharing each GPU, locally and in each Slurm array task (default on GPUs: 1 "
         "with CUDA graphs, 4 with --no-cuda-graphs; 1 on CPU)",
     )
+    parser.add_argument(
+        "--share",
+        choices=["processes", "packed"],
+        help="how runs share a GPU: a process each, or packed in one process on their own CUDA streams "
+        "(default processes; docs/gpu.md#runs-per-gpu)",
+    )
     parser.add_argument("--storage", help="Optuna storage URL for the study (default: a journal file under results)")
     parser.add_argument("--sweeps-dir", type=Path, help="where the specs are (default ./sweeps, else the checkout's)")
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default ./reports")
@@ -139,6 +145,7 @@ def main(args) -> int:
             slurm=slurm,
             wait=not args.no_wait,
             runs_per_gpu=args.runs_per_gpu,
+            share=args.share,
         )
         print(f"sweep {spec.name}: {result.report()}", flush=True)
         failed += result.failed

@@ -51,6 +51,12 @@ def register(subparsers) -> None:
         help="runs sharing each GPU, locally and in each Slurm array task (default on GPUs: 1 "
         "with CUDA graphs, 4 with --no-cuda-graphs; 1 on CPU)",
     )
+    parser.add_argument(
+        "--share",
+        choices=["processes", "packed"],
+        help="how runs share a GPU: a process each, or packed in one process on their own CUDA streams "
+        "(default processes; docs/gpu.md#runs-per-gpu)",
+    )
     g = parser.add_argument_group("slurm (--executor slurm): one job array")
     add_slurm_arguments(g)
     g.add_argument("--no-wait", action="store_true", help="submit and return instead of waiting for the jobs")
@@ -122,6 +128,7 @@ def main(args) -> int:
         dry_run=args.dry_run,
         wait=not args.no_wait,
         runs_per_gpu=args.runs_per_gpu,
+        share=args.share,
     )
     if not args.dry_run:
         print(f"sweep {spec.name}: {result.report()}")

@@ -12,9 +12,15 @@ the graph's static input buffers. What this needs, and where it is done:
 * The learning rate is read from device memory: :func:`tensor_learning_rates` turns the
   optimizer's learning rates into device tensors that the LR scheduler fills in place and the
   fused SGD kernel reads at replay time, so the schedule goes on working under replay.
-* Random numbers (random starts, GradAlign's noise) come from torch's CUDA generator, which is
-  graph-safe: every replay advances its philox offset, so each replay draws new numbers, as
-  eager iterations do.
+* Random numbers (random starts, GradAlign's noise) come from torch's CUDA generator, or from
+  the run's own generator when it is packed with others (registered with the graph before
+  capture), both graph-safe: every replay advances the generator's philox offset, so each replay
+  draws new numbers, as eager iterations do.
+* Several runs may share a process, each in its own thread on its own stream
+  (``suite.engine.packed``). torch allows one capture at a time in a process, so captures take
+  :data:`CAPTURE_LOCK`, record on a stream of their own (not torch's shared default capture
+  stream), and use the "thread_local" capture mode, in which another thread's work (an
+  allocation, a synchronization) during the capture is not an error.
 * Autocast's weight-cast cache must be off during capture (``cache_enabled=False``).
 * Capture needs a warm-up on a side stream (cuDNN autotuning, the optimizer's momentum
   buffers, autograd's lazily built state). The warm-up really trains; the model, its buffers,
@@ -24,11 +30,15 @@ the graph's static input buffers. What this needs, and where it is done:
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from ..errors import warn
 
 WARMUP_ITERATIONS = 3
+CAPTURE_LOCK = threading.Lock()
+CAPTURE_MODE = "thread_local"
 
 
 def lr_dtype(device: torch.device) -> torch.dtype:
@@ -76,9 +86,15 @@ class GraphedIteration:
     """
 
     def __init__(
-        self, iteration, model: torch.nn.Module, optimizer: torch.optim.Optimizer, warmup: int = WARMUP_ITERATIONS
+        self,
+        iteration,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        warmup: int = WARMUP_ITERATIONS,
+        generator: torch.Generator | None = None,
     ):
         self.iteration, self.model, self.optimizer, self.warmup = iteration, model, optimizer, warmup
+        self.generator = generator  # the iteration's own generator, if not the default CUDA one
         self.graph = None
 
     @property
@@ -109,7 +125,9 @@ class GraphedIteration:
         torch.cuda.current_stream(x.device).wait_stream(side)
         self.optimizer.zero_grad(set_to_none=True)  # the graph's backward allocates its own gradients
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        if self.generator is not None:
+            graph.register_generator_state(self.generator)
+        with CAPTURE_LOCK, torch.cuda.graph(graph, stream=side, capture_error_mode=CAPTURE_MODE):
             self.static_out = self.iteration(self.static_x, self.static_y)
         self._grads = [p.grad for p in self.model.parameters()]  # keep the graph's gradient buffers alive
         self._restore(saved)
@@ -124,7 +142,9 @@ class GraphedIteration:
             for p in group["params"]:
                 buf = self.optimizer.state.get(p, {}).get("momentum_buffer")
                 optim_state[p] = None if buf is None else buf.clone()
-        rng = torch.cuda.get_rng_state(self.static_x.device)
+        rng = (
+            self.generator.get_state() if self.generator is not None else torch.cuda.get_rng_state(self.static_x.device)
+        )
         return model_state, optim_state, rng
 
     @torch.no_grad()
@@ -137,7 +157,10 @@ class GraphedIteration:
             if buf is not None:
                 # No buffer yet means SGD's first step (buffer = gradient): a zero buffer gives exactly that.
                 buf.copy_(value) if value is not None else buf.zero_()
-        torch.cuda.set_rng_state(rng, self.static_x.device)
+        if self.generator is not None:
+            self.generator.set_state(rng)
+        else:
+            torch.cuda.set_rng_state(rng, self.static_x.device)
 
 
 class GraphedFunction:
@@ -183,6 +206,6 @@ class GraphedFunction:
                 self.fn(*self.static_in)
         stream.wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with CAPTURE_LOCK, torch.cuda.graph(graph, stream=side, capture_error_mode=CAPTURE_MODE):
             self.static_out = self.fn(*self.static_in)
         self.graph = graph

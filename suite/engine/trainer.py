@@ -9,7 +9,6 @@ the last-epoch model on the test set.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import traceback
@@ -29,13 +28,15 @@ from ..eval.diagnostics import co_diagnostics
 from ..eval.pgd import percent
 from ..methods import get_method
 from ..methods import precision as method_precision
+from ..methods.perturbation import drawing_from
 from ..models import build_model
 from ..store import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl, write_summary
 from ..store.status import RunStatus
 from .callbacks import Callback, RunPruned
 from .cuda_graphs import GraphedIteration, make_sgd, tensor_learning_rates
-from .device import channels_last, pick_device, sync, training_autocast, use_cuda_graphs
+from .device import channels_last, pick_device, sync, training_autocast, use_cuda_graphs, uses_tf32
 from .provenance import code_version, now, versions
+from .rng import GLOBAL_RNG, run_generator, seed_global, seeded
 
 EVAL_BATCH = {"cpu": 500, "cuda": 1000}
 PROGRESS_EVERY = 10  # iterations between progress-bar updates (each one reads the device)
@@ -157,13 +158,15 @@ class Trainer:
         self.config, self.options, self.data, self.device, self.run_dir = config, options, data, device, run
         self.method = get_method(config.method)
         self.eps = config.eps / 255
-        torch.manual_seed(config.seed)
-        self.model = run_model(config, data.info, device)
+        with GLOBAL_RNG:
+            torch.manual_seed(config.seed)
+            self.model = run_model(config, data.info, device)
+        self.generator = run_generator(device)  # None: the global generators (a run alone)
         self.cuda = device.type == "cuda"
         self.precision = method_precision(config.method)
         if self.cuda:
             torch.backends.cudnn.benchmark = True
-            tf32 = self.precision != "fp32"
+            tf32 = uses_tf32(self.precision)
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
         self.model = channels_last(self.model)
         self.graphs = use_cuda_graphs(options, device)
@@ -181,7 +184,11 @@ class Trainer:
         )
         self.eval_batch = EVAL_BATCH[device.type]
         self.last_said = None  # when say() last printed (perf_counter), for its "previous step" time
-        self.graphed = GraphedIteration(self.iteration, self.model, self.optimizer) if self.graphs else None
+        self.graphed = (
+            GraphedIteration(self.iteration, self.model, self.optimizer, generator=self.generator)
+            if self.graphs
+            else None
+        )
 
     # -- the run ---------------------------------------------------------------------------
     def run(self, callbacks: list[Callback]) -> dict:
@@ -308,7 +315,9 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         config, info = self.config, self.data.info
         epoch_seed = config.seed * 100_003 + epoch
-        torch.manual_seed(epoch_seed)  # attack noise: reproducible per epoch
+        seed_global(epoch_seed)  # attack noise (and dropout): reproducible per epoch
+        if self.generator is not None:  # packed with other runs: the step draws from its own, seeded alike
+            self.generator.manual_seed(epoch_seed)
         loader = DeviceLoader(
             self.data.train_x,
             self.data.train_y,
@@ -355,7 +364,10 @@ class Trainer:
 
     def iteration(self, x, y):
         """One training iteration from cleared gradients: the method's step, then the optimizer's."""
-        with training_autocast(self.device, cache_enabled=not self.graphs, precision=self.precision):
+        with (
+            training_autocast(self.device, cache_enabled=not self.graphs, precision=self.precision),
+            drawing_from(self.generator),
+        ):
             loss, logits = self.method.step(self.model, x, y, self.eps, **self.config.hparams)
         self.optimizer.step()
         return loss, logits
@@ -458,7 +470,4 @@ class Trainer:
 
     def eval_rng(self):
         """Evaluation draws its random starts from a fixed seed, independent of training."""
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.random.fork_rng(devices=[self.device] if self.cuda else []))
-        torch.manual_seed(self.config.seed + 7919)
-        return stack
+        return seeded(self.config.seed + 7919, self.device)

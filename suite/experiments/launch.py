@@ -23,6 +23,7 @@ from pathlib import Path
 from ..config import RunConfig, RunOptions
 from ..engine.callbacks import Callback
 from ..errors import SuiteError
+from .sharing import SHARES, default_sharing
 from .sweep import SweepSpec
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would kill real runs
@@ -126,14 +127,22 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
     return {"status": "done", "reason": None}
 
 
-def train_cells(configs: list[RunConfig], options: RunOptions, sweep: str, threads: int | None = None) -> list[dict]:
-    """A Slurm array task's job: train ``configs`` concurrently on its GPU, one process each.
+def train_cells(
+    configs: list[RunConfig], options: RunOptions, sweep: str, threads: int | None = None, share: str = "processes"
+) -> list[dict]:
+    """The job function of a group of cells sharing a GPU (a Slurm array task, a local packed job):
+    train ``configs`` concurrently, one outcome each.
 
-    Each cell is :func:`train_cell` in its own process (spawned: CUDA does not survive a fork),
-    so one crashing cell (even a segfault) fails only itself. One config runs in this process.
+    ``share="processes"``: each cell is :func:`train_cell` in its own process (spawned: CUDA does not
+    survive a fork), so one crashing cell (even a segfault) fails only itself. ``share="packed"``:
+    every cell in this process, each in a thread on its own CUDA stream (``suite.engine.packed``);
+    one failing cell still fails only itself, a crash of the process all of them (each resumes
+    from its last epoch). One config runs in this process.
     """
     if len(configs) == 1:
         return [train_cell(configs[0], options, sweep, threads)]
+    if share == "packed":
+        return _train_packed(configs, options, sweep, threads)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -152,11 +161,42 @@ def train_cells(configs: list[RunConfig], options: RunOptions, sweep: str, threa
     return results
 
 
+def _train_packed(configs, options, sweep, threads) -> list[dict]:
+    import functools
+
+    import torch
+
+    from ..engine.device import pick_device
+    from ..engine.packed import run_packed
+
+    if threads:
+        torch.set_num_threads(threads)
+    outcomes = run_packed(
+        [functools.partial(train_cell, config, options, sweep) for config in configs], pick_device(options.device)
+    )
+    return [o if isinstance(o, dict) else {"status": "failed", "reason": f"{type(o).__name__}: {o}"} for o in outcomes]
+
+
 def default_runs_per_gpu(on_gpu: bool, cuda_graphs: bool) -> int:
-    """Runs sharing one GPU: 4 eager ones (an eager iteration is host-bound, so several processes
-    fill the GPU), 1 graphed one (a graphed iteration already keeps the GPU busy). The figures behind
-    it: ``suite bench --gpu-check``, runs per GPU (docs/performance.md)."""
-    return 1 if not on_gpu or cuda_graphs else 4
+    """Runs sharing one GPU by default (``suite.experiments.sharing.DEFAULTS``, with the measurements
+    behind each entry; ``suite bench --gpu-check`` prints what its figures support)."""
+    return default_sharing(on_gpu, cuda_graphs).runs_per_gpu
+
+
+def pack_cells(configs: list[RunConfig], k: int, share: str) -> list[list[RunConfig]]:
+    """The configs in groups of at most ``k`` that share a GPU. Packed groups hold only runs that may
+    share a process, of one precision (``suite.engine.packed``); a run that may not is a group alone."""
+    if share != "packed":
+        return [configs[i : i + k] for i in range(0, len(configs), k)]
+    from ..engine.packed import pack_key, packable
+
+    groups, alone = {}, []
+    for config in configs:
+        if packable(config) is None:
+            groups.setdefault(pack_key(config), []).append(config)
+        else:
+            alone.append([config])
+    return [g[i : i + k] for g in groups.values() for i in range(0, len(g), k)] + alone
 
 
 def visible_gpus() -> list[int]:
@@ -182,12 +222,14 @@ def run_sweep(
     wait: bool = True,
     out=None,
     runs_per_gpu: int | None = None,
+    share: str | None = None,
 ) -> SweepResult:
     """Launch the sweep's unfinished runs and (unless ``wait=False``) wait for them.
 
     ``workers``: local processes at a time (default: ``runs_per_gpu`` per visible GPU, else 1).
     ``runs_per_gpu``: runs sharing each GPU (default :func:`default_runs_per_gpu`); on Slurm,
-    the grid cells each array task trains concurrently on its GPU(s).
+    the grid cells each array task trains concurrently on its GPU(s). ``share``: how they share it,
+    "processes" or "packed" (``suite.experiments.sharing``; default its table's).
     ``slurm``: submitit SlurmExecutor parameters (partition, time in minutes, gpus_per_node,
     cpus_per_task, array_parallelism, mem, account, qos, ...).
     """
@@ -196,6 +238,8 @@ def run_sweep(
     out = out or sys.stdout
     if executor not in ("local", "slurm"):
         raise SuiteError(f"unknown executor {executor!r}; use local or slurm")
+    if share is not None and share not in SHARES:
+        raise SuiteError(f"unknown share {share!r}; use {' or '.join(SHARES)}")
     result, todo = SweepResult(), []
     configs = spec.configs()
     for config in configs:
@@ -228,12 +272,15 @@ def run_sweep(
     folder = sweep_dir(options, spec.name) / "submitit"
     if executor == "local":
         gpus = [] if options.device == "cpu" else visible_gpus()
-        per_gpu = runs_per_gpu or default_runs_per_gpu(bool(gpus), options.cuda_graphs)
+        default = default_sharing(bool(gpus), options.cuda_graphs)
+        per_gpu, how = runs_per_gpu or default.runs_per_gpu, share or default.share
         workers = workers or max(1, len(gpus) * per_gpu)
         threads = None if gpus else max(1, (os.cpu_count() or 1) // workers)
+        cells = pack_cells(todo, per_gpu, how) if how == "packed" else [[config] for config in todo]
+        jobs = max(1, workers // per_gpu) if how == "packed" else workers  # job processes at a time
         pool = submitit.LocalExecutor(folder=folder)
         pool.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
-        _run_local(pool, todo, options, spec.name, workers, gpus, threads, result)
+        _run_local(pool, cells, options, spec.name, jobs, gpus, threads, result, how)
     else:
         params = {"job_name": f"sweep-{spec.name}", "nodes": 1, "ntasks_per_node": 1, **(slurm or {})}
         try:
@@ -246,12 +293,11 @@ def run_sweep(
             first = str(err).splitlines()[0]
             raise SuiteError(f"bad Slurm parameter: {first} (see submitit's SlurmExecutor)") from None
         threads = params.get("cpus_per_task")
-        k = runs_per_gpu or default_runs_per_gpu(
-            bool(params.get("gpus_per_node")) and options.device != "cpu", options.cuda_graphs
-        )
-        cells = [todo[i : i + k] for i in range(0, len(todo), k)]
+        default = default_sharing(bool(params.get("gpus_per_node")) and options.device != "cpu", options.cuda_graphs)
+        k, how = runs_per_gpu or default.runs_per_gpu, share or default.share
+        cells = pack_cells(todo, k, how)
         n = len(cells)
-        jobs = array.map_array(train_cells, cells, [options] * n, [spec.name] * n, [threads] * n)
+        jobs = array.map_array(train_cells, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n)
         print(
             f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(todo)} runs) of {n} task(s), up to {k} "
             f"runs at once each; logs in {folder}",
@@ -298,20 +344,24 @@ def _gpu_parameters(slot: int, gpus: list[int], device: str) -> dict:
     return {"gpus_per_node": 1, "visible_gpus": [gpus[slot % len(gpus)]]}
 
 
-def _run_local(pool, todo, options, name, workers, gpus, threads, result) -> None:
-    """Keep ``workers`` job processes busy until every run is handled."""
-    queue, running, free = deque(todo), {}, list(range(workers))
-    bar = _progress(len(todo), name, options.progress)
+def _run_local(pool, cells, options, name, workers, gpus, threads, result, share="processes") -> None:
+    """Keep ``workers`` job processes busy until every run is handled; each job trains one cell (a
+    list of configs: one run, or with ``share="packed"`` several in one process)."""
+    queue, running, free = deque(cells), {}, list(range(workers))
+    bar = _progress(sum(len(cell) for cell in cells), name, options.progress)
     try:
         while queue or running:
             while queue and free:
-                slot, config = free.pop(0), queue.popleft()
+                slot, cell = free.pop(0), queue.popleft()
                 pool.update_parameters(**_gpu_parameters(slot, gpus, options.device))
-                running[pool.submit(train_cell, config, options, name, threads)] = (config, slot)
+                running[pool.submit(train_cells, cell, options, name, threads, share)] = (cell, slot)
             for job in [job for job in running if job.done()]:
-                config, slot = running.pop(job)
+                cell, slot = running.pop(job)
                 free.append(slot)
-                _record(bar, result, config, _outcome(job))
+                outcomes = _outcome(job)
+                outcomes = outcomes if isinstance(outcomes, list) else [outcomes] * len(cell)  # a dead job
+                for config, outcome in zip(cell, outcomes):
+                    _record(bar, result, config, outcome)
             time.sleep(POLL_S["local"])
     except KeyboardInterrupt:
         for job in running:
