@@ -1,73 +1,54 @@
 """``suite bench --gpu-check``: what this suite's GPU paths cost and whether they are right, in one command.
 
-Meant to finish in a few minutes on one GPU, on a bare box with torch, numpy, pandas, yaml and
-tqdm (no W&B, Optuna, submitit or AutoAttack: nothing here imports them). It asserts, for every
-method, that replaying a captured CUDA graph trains as eager execution does (fp32, deterministic
-algorithms, a changing learning rate, a few iterations: the same parameters within float
-tolerance), and that graph replays draw new random numbers. Then it prints one table: each
-method's eager and graphed iteration time and their ratio to Fast-AT, the reference
-transcriptions, peak memory, the throughput of K = 1, 2, 4, 8 training processes sharing the GPU,
-the precision cosines, and the evaluation and data-pipeline ratios of ``suite bench``.
+Meant to finish within about 8 minutes on one H100/H200 (:data:`PART_ESTIMATE_S`, the expected
+seconds of each part), on a bare box with torch, numpy, pandas, yaml and tqdm (no W&B, Optuna,
+submitit or AutoAttack: nothing here imports them). It asserts, for every method, that replaying
+a captured CUDA graph trains as eager execution does (fp32, deterministic algorithms, a changing
+learning rate, a few iterations: the same parameters within float tolerance), that runs packed
+into one process train as they do alone, and that graph replays draw new random numbers. Then it
+prints one table: each method's eager and graphed iteration time and their ratio to Fast-AT, its
+aten operations per step, the reference transcriptions, peak memory, a Table-1 cell timed on
+synthetic_cifar10 and the whole Table 1 extrapolated from it, the precision cosines of every
+method at that cell's trained network and the policy they support, runs per GPU (processes and
+packed, K = 1, 2, 4, 8) and the default they support, and the evaluation and data-pipeline ratios
+of ``suite bench``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import os
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from ..data import DATASETS, load_splits
-from ..engine.cuda_graphs import GraphedIteration, make_sgd
-from ..engine.device import channels_last, training_autocast
+from ..data import DATASETS
+from ..engine.cuda_graphs import GraphedIteration
+from ..engine.device import channels_last
 from ..errors import SuiteError, warn
 from ..eval import pgd_broken
+from ..experiments.sharing import sharing_lines
 from ..methods import get_method, resolve_hparams
 from ..methods import precision as method_precision
 from ..methods.perturbation import uniform_init
 from ..models import build_model
 from ..store import write_json
+from .bench import op_count_line
+from .cell import measure_cell, table1_estimate, table1_spec
 from .evaluation import bench_eval, calibrate_eps
+from .gpu_steps import ARCH, BATCH, DATASET, EPS, deterministic, synthetic_batch, trainable
+from .iterations import op_counts, step_only
 from .pipeline import bench_pipeline
-from .precision import bench_precision, tf32
+from .precision import bench_precision, policy_lines
 from .reference_impl import fast_at_ga_reference, fast_bat_reference
+from .runs_per_gpu import packed_parity, runs_per_gpu
 from .settings import METHOD_VARIANTS, Settings, resolve
 from .timing import interleaved, medians, peak_memory, progress
 
-ARCH, DATASET, BATCH, EPS = "preact_resnet18", "cifar10", 128, 8.0
 PARITY = dict(batch=32, iterations=4, tolerance=1e-4)
-RUNS_PER_GPU = (1, 2, 4, 8)
-THROUGHPUT_ITERS = 40
 EVAL_GRAPHS = dict(points=1000, steps=50, restarts=2)  # one batch of the Trainer's CUDA evaluation size
-
-
-def _batch(batch: int, device, seed: int = 0):
-    info = DATASETS[DATASET]
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch, info.in_channels, info.image_size, info.image_size, generator=g).to(device)
-    return channels_last(x), torch.randint(0, info.num_classes, (batch,), generator=g).to(device)
-
-
-def _trainable(method: str, overrides: dict, device, *, lr: float, fp32: bool = False, step=None):
-    """(model, optimizer, iteration) of one method: the training loop's iteration, tensor learning rate."""
-    info = DATASETS[DATASET]
-    model = channels_last(build_model(ARCH, info.in_channels, info.num_classes, info.mean, info.std).to(device))
-    optimizer = make_sgd(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, device=device, tensor_lr=True)
-    hparams = resolve_hparams(method, EPS, overrides) if step is None else overrides
-    step = step or get_method(method).step
-    precision = "fp32" if fp32 else method_precision(method)
-
-    def iteration(x, y):
-        with training_autocast(device, cache_enabled=False, precision=precision), tf32(precision != "fp32"):
-            out = step(model, x, y, EPS / 255, **hparams)
-        optimizer.step()
-        return out
-
-    return model, optimizer, iteration
-
+PRECISION_VARIANTS = ("bf16", "mixed")  # Fast-AT-GA also timed in these (its policy: fp32)
+POLICY_SEEDS = 3
 
 # -- correctness ----------------------------------------------------------------------------
 
@@ -83,12 +64,12 @@ def graph_eager_parity(
     learning rate that changes every step); the largest parameter difference relative to the
     parameter's largest entry."""
     device = torch.device("cuda")
-    batches = [_batch(batch, device, seed + i) for i in range(iterations)]
+    batches = [synthetic_batch(batch, device, seed + i) for i in range(iterations)]
     with deterministic():
 
         def train(graphed: bool):
             torch.manual_seed(seed)
-            model, optimizer, iteration = _trainable(method, overrides or {}, device, lr=0.05, fp32=True)
+            model, optimizer, iteration = trainable(method, overrides or {}, device, lr=0.05, fp32=True)
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 / (1 + s))
             runner = GraphedIteration(iteration, model, optimizer) if graphed else None
             torch.manual_seed(seed + 1)  # the steps' random draws
@@ -108,20 +89,6 @@ def graph_eager_parity(
     return {"method": method, "max_rel_diff": diff, "trained": moved > 0}
 
 
-@contextlib.contextmanager
-def deterministic():
-    """Deterministic algorithms and no cuDNN autotuning: eager and graphed runs take the same kernels."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    saved = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(saved[0])
-        torch.backends.cudnn.benchmark = saved[1]
-
-
 def _eval_problem(points: int, seed: int = 0, device="cuda"):
     """A PGD problem that needs no training data: PreActResNet-18 at initialization, in eval mode, on
     random CIFAR-shaped points labelled with its own predictions, at the eps where PGD-10 breaks
@@ -130,7 +97,7 @@ def _eval_problem(points: int, seed: int = 0, device="cuda"):
     info = DATASETS[DATASET]
     model = build_model(ARCH, info.in_channels, info.num_classes, info.mean, info.std)
     model = channels_last(model.to(device)).eval()
-    x, _ = _batch(points, torch.device(device), seed)
+    x, _ = synthetic_batch(points, torch.device(device), seed)
     with torch.no_grad():
         y = model(x).argmax(1)
     return model, x, y, calibrate_eps(model, x, y)
@@ -205,25 +172,36 @@ def eval_times(
 def train_start(method, overrides, seed):
     """The parameters before training (to check that training moved them at all)."""
     torch.manual_seed(seed)
-    model, _, _ = _trainable(method, overrides or {}, torch.device("cuda"), lr=0.0)
+    model, _, _ = trainable(method, overrides or {}, torch.device("cuda"), lr=0.0)
     return [t.detach().float().clone() for t in model.state_dict().values() if t.is_floating_point()]
 
 
-def replays_draw_new_random_numbers() -> bool:
-    """Two replays of a graph that draws uniform numbers give different numbers (graph-safe philox)."""
+def replays_draw_new_random_numbers(generator: torch.Generator | None = None) -> bool:
+    """Two replays of a graph that draws uniform numbers give different numbers (graph-safe philox),
+    from torch's default CUDA generator or from ``generator`` (registered with the graph, as a
+    packed run's)."""
     static = torch.empty(1024, device="cuda")
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        static.uniform_()
+        static.uniform_(generator=generator)
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static.uniform_()
+    if generator is not None:
+        graph.register_generator_state(generator)
+    with torch.cuda.graph(graph, stream=side):
+        static.uniform_(generator=generator)
     graph.replay()
     first = static.clone()
     graph.replay()
     return not torch.equal(first, static)
+
+
+def random_replays() -> dict:
+    return {
+        "default": replays_draw_new_random_numbers(),
+        "own_generator": replays_draw_new_random_numbers(torch.Generator(device="cuda").manual_seed(0)),
+    }
 
 
 # -- speed ----------------------------------------------------------------------------------
@@ -233,7 +211,7 @@ def iteration_times(reps: int, warmup: int) -> dict:
     """Eager and graphed training iterations of every method (training precision), the reference
     transcriptions (eager), and peak memory."""
     device = torch.device("cuda")
-    x, y = _batch(BATCH, device)
+    x, y = synthetic_batch(BATCH, device)
     fns, graph_memory = {}, {}
     variants = [(name, method, overrides, None) for name, method, overrides in METHOD_VARIANTS]
     bat, ga = resolve_hparams("fast_bat", EPS), resolve_hparams("fast_at_ga", EPS)
@@ -241,8 +219,23 @@ def iteration_times(reps: int, warmup: int) -> dict:
         ("fast_bat_reference", "fast_bat", {"lmbda": bat["lmbda"], "ll_step": bat["ll_step"]}, fast_bat_reference),
         ("fast_at_ga_reference", "fast_at_ga", {"coef": ga["coef"]}, fast_at_ga_reference),
     ]
+    variants += [(f"fast_at_ga_{p}", "fast_at_ga", {}, p) for p in PRECISION_VARIANTS]
+    steps = {}
     for name, method, overrides, step in variants:
-        model, optimizer, iteration = _trainable(method, overrides, device, lr=0.0, step=step)
+        precision = step if isinstance(step, str) else None  # a precision variant: graphed only
+        step = None if precision else step
+        if precision:
+            model, optimizer, iteration = trainable(method, overrides, device, lr=0.0, precision=precision)
+            runner = GraphedIteration(iteration, model, optimizer)
+            runner(x, y)  # capture
+            fns[f"{name}+graph"] = lambda runner=runner: runner(x, y)
+            continue
+        model, optimizer, iteration = trainable(method, overrides, device, lr=0.0, step=step)
+        if step is None:
+            hparams = resolve_hparams(method, EPS, overrides)
+            steps[name] = step_only(
+                get_method(method).step, model, x, y, EPS / 255, device, method_precision(method), hparams
+            )
 
         def eager(optimizer=optimizer, iteration=iteration):
             optimizer.zero_grad(set_to_none=True)
@@ -250,7 +243,7 @@ def iteration_times(reps: int, warmup: int) -> dict:
 
         fns[name] = eager
         if step is None:
-            model, optimizer, iteration = _trainable(method, overrides, device, lr=0.0)
+            model, optimizer, iteration = trainable(method, overrides, device, lr=0.0)
             runner = GraphedIteration(iteration, model, optimizer)
             torch.cuda.reset_peak_memory_stats()
             before = torch.cuda.memory_allocated()
@@ -270,102 +263,44 @@ def iteration_times(reps: int, warmup: int) -> dict:
         "reference_over_suite": {n: med[f"{n}_reference"] / med[n] for n in ("fast_bat", "fast_at_ga")},
         "peak_memory_eager": {n: peak_memory(fns[n], device) for n in names},
         "memory_graph_capture": graph_memory,
+        "precision_variants_graph_s": {p: med[f"fast_at_ga_{p}+graph"] for p in PRECISION_VARIANTS},
+        **op_counts(steps, names),
     }
 
 
-def _throughput_worker(barrier, results, graphs: bool, iters: int) -> None:
-    device = torch.device("cuda")
-    x, y = _batch(BATCH, device)
-    model, optimizer, iteration = _trainable("fast_at", {}, device, lr=0.0)
-    runner = GraphedIteration(iteration, model, optimizer) if graphs else None
-
-    def run():
-        if runner is not None:
-            runner(x, y)
-        else:
-            optimizer.zero_grad(set_to_none=True)
-            iteration(x, y)
-
-    for _ in range(3):
-        run()
-    torch.cuda.synchronize()
-    barrier.wait()
-    start = time.perf_counter()
-    for _ in range(iters):
-        run()
-    torch.cuda.synchronize()
-    results.put(iters / (time.perf_counter() - start))
+# -- the trained network: a Table-1 cell ----------------------------------------------------
 
 
-def runs_per_gpu_throughput(graphs: bool, iters: int = THROUGHPUT_ITERS) -> dict:
-    """Fast-AT iterations per second of K processes sharing this GPU, relative to one process."""
-    ctx = multiprocessing.get_context("spawn")
-    rates = {}
-    for k in RUNS_PER_GPU:
-        barrier, results = ctx.Barrier(k), ctx.Queue()
-        procs = [ctx.Process(target=_throughput_worker, args=(barrier, results, graphs, iters)) for _ in range(k)]
-        for p in procs:
-            p.start()
-        rates[k] = sum(results.get(timeout=300) for _ in procs)
-        for p in procs:
-            p.join()
-    return {"iters_per_s": rates, "over_one": {k: r / rates[1] for k, r in rates.items()}}
-
-
-# -- the check ------------------------------------------------------------------------------
-
-TRAINED_RUN = dict(
-    method="fast_bat", dataset="fashion_mnist", arch=ARCH, eps=EPS, epochs=3, test_points=1000, aa_points=0, co_points=0
-)
-
-
-def trained_run(data_dir, seed: int = 0, device="cuda", **overrides) -> dict:
-    """A short real run on this GPU (the Trainer, its CUDA graphs and graphed evaluation, on
-    Fashion-MNIST): its epoch and evaluation wall times, its results, and the precision cosines at
-    its last checkpoint, where precision matters (a trained network; at initialization GradAlign's
-    sampling noise is far smaller)."""
-    import tempfile
-
-    from ..config import RunConfig, RunOptions
-    from ..engine import execute
-
-    config = RunConfig(**{**TRAINED_RUN, **overrides}, seed=seed)
-    try:
-        load_splits(config.dataset, Path(data_dir), download=False)
-    except SuiteError as err:
-        return {"skipped": f"needs Fashion-MNIST (in --data-dir or the system's datasets): {err}"}
-    with tempfile.TemporaryDirectory() as results:
-        options = RunOptions(
-            results_dir=Path(results),
-            data_dir=Path(data_dir),
-            device=device,
-            download=False,
-            progress=False,
-            wandb="disabled",
+def trained_run(work: Path, cell: dict | None, data_dir, seed: int = 0, device="cuda", **overrides) -> dict:
+    """The precision cosines of every method at the last checkpoint of the Table-1 cell's Fast-BAT
+    run (PreActResNet-18 trained on synthetic_cifar10; a trained network, where precision matters:
+    at initialization GradAlign's sampling noise is far smaller), at :data:`POLICY_SEEDS` seeds, and
+    the precision policy they support. Without that cell (its part not run or failed) it trains
+    the run itself (the cell's Fast-BAT run)."""
+    run_dir = (cell or {}).get("fast_bat", {}).get("run_dir")
+    trained = None
+    if run_dir is None:
+        trained = measure_cell(work, device, methods=("fast_bat",), **overrides)["fast_bat"]
+        run_dir = trained["run_dir"]
+    s, torch_device = resolve(
+        Settings(
+            device=device, precision_run=Path(run_dir), data_dir=Path(data_dir), seed=seed, precision_seeds=POLICY_SEEDS
         )
-        started = time.perf_counter()
-        summary = execute(config, options)
-        wall = time.perf_counter() - started
-        run_dir = Path(results) / "runs" / summary["run_id"]
-        s, torch_device = resolve(Settings(device=device, precision_run=run_dir, data_dir=Path(data_dir), seed=seed))
-        precision = bench_precision(s, torch_device)
-    epochs = summary["epoch_seconds"] * config.epochs
+    )
     return {
-        "config": {k: v for k, v in config.to_dict().items() if k in {*TRAINED_RUN, *overrides, "seed"}},
-        "wall_s": wall,
-        "epoch_s": summary["epoch_seconds"],
-        "after_training_s": wall - epochs,
-        "cuda_graphs": summary.get("cuda_graphs"),
-        "results": {m: {k: summary[m][k] for k in ("sa", "ra_pgd")} for m in ("best", "last")},
-        "precision": precision,
+        "run_dir": Path(run_dir).name,
+        "trained_here": trained is not None,
+        "precision": bench_precision(s, torch_device),
     }
 
 
 PARTS = (
     "parity",
+    "packed_parity",
     "random_replays",
     "eval_parity",
     "iterations",
+    "table1_cell",
     "trained_run",
     "eval_graphs",
     "eval",
@@ -373,6 +308,23 @@ PARTS = (
     "precision_init",
     "runs_per_gpu",
 )
+# Expected seconds of each part on one H100/H200, for the whole check's budget (about 8 minutes).
+# Estimates from the H200 figures of docs/performance.md (iteration times) and the parts' sizes;
+# the check prints the measured seconds beside them.
+PART_ESTIMATE_S = {
+    "parity": 30,  # 9 methods x (eager + graphed) x 4 iterations at batch 32, deterministic, captures
+    "packed_parity": 10,  # 2 Fast-BAT runs x 4 iterations, alone and packed
+    "random_replays": 2,
+    "eval_parity": 5,
+    "iterations": 40,  # 13 eager and 11 graphed variants x 12 rounds, captures, memory, op counts
+    "table1_cell": 75,  # data (5), Fast-AT 3 epochs x 352 it x 5.3 ms, Fast-BAT x 18 ms, validation, PGD-50-10 on 1000
+    "trained_run": 20,  # 7 methods x 3 seeds x 6 gradients at batch 64 (2 in float64)
+    "eval_graphs": 12,  # PGD-50-2 on 1000 points, 4 rounds eager and graphed
+    "eval": 20,
+    "pipeline": 10,
+    "precision_init": 8,
+    "runs_per_gpu": 110,  # 4 process groups (spawn, CUDA start) + packed threads, 2 methods x 2 modes each
+}
 
 
 def run_gpu_check(data_dir="data", seed: int = 0, parts=PARTS, record: Path | None = None) -> dict:
@@ -397,6 +349,7 @@ def run_gpu_check(data_dir="data", seed: int = 0, parts=PARTS, record: Path | No
             seed=seed,
         )
     )
+    work = tempfile.TemporaryDirectory(prefix="gpu_check_")  # the cell's runs, until the trained run is measured
 
     def pipeline():
         try:
@@ -408,38 +361,54 @@ def run_gpu_check(data_dir="data", seed: int = 0, parts=PARTS, record: Path | No
         "parity": lambda: [
             {"name": name, **graph_eager_parity(method, overrides)} for name, method, overrides in METHOD_VARIANTS
         ],
-        "random_replays": replays_draw_new_random_numbers,
+        "packed_parity": lambda: packed_parity("fast_bat"),
+        "random_replays": random_replays,
         "eval_parity": lambda: [eval_graph_parity(early_exit) for early_exit in (False, True)],
         "iterations": lambda: iteration_times(reps=10, warmup=2),
-        "trained_run": lambda: trained_run(data_dir, seed),
+        "table1_cell": lambda: measure_cell(Path(work.name)),
+        "trained_run": lambda: trained_run(Path(work.name), out.get("table1_cell"), data_dir, seed),
         "eval_graphs": lambda: eval_times(reps=3, warmup=1),
         "eval": lambda: bench_eval(s, device),
         "pipeline": pipeline,
         "precision_init": lambda: bench_precision(s, device),
-        "runs_per_gpu": lambda: {"eager": runs_per_gpu_throughput(False), "graphs": runs_per_gpu_throughput(True)},
+        "runs_per_gpu": runs_per_gpu,
     }
-    for part in [p for p in PARTS if p in parts]:
-        progress(f"gpu-check: {part}")
-        begun = time.perf_counter()
-        try:
-            out[part] = measure[part]()
-        except Exception as err:  # noqa: BLE001 - one broken part must not lose the others
-            out["errors"][part] = f"{type(err).__name__}: {err}"
-        out["seconds"][part] = time.perf_counter() - begun
-        out["seconds"]["total"] = time.perf_counter() - started
-        out["failures"] = failures(out)
-        if record is not None:
+    with work:
+        for part in [p for p in PARTS if p in parts]:
+            progress(f"gpu-check: {part} (expected about {PART_ESTIMATE_S[part]} s)")
+            begun = time.perf_counter()
             try:
-                write_json(Path(record), out)
-            except (OSError, TypeError, ValueError) as err:  # keep measuring; the table still prints
-                warn(f"could not write {record}: {err}")
+                out[part] = measure[part]()
+            except Exception as err:  # noqa: BLE001 - one broken part must not lose the others
+                out["errors"][part] = f"{type(err).__name__}: {err}"
+            out["seconds"][part] = time.perf_counter() - begun
+            out["seconds"]["total"] = time.perf_counter() - started
+            if "table1_cell" in out:
+                try:
+                    out["table1_estimate"] = table1_estimate(out["table1_cell"], out.get("iterations"), _table1_runs())
+                except Exception as err:  # noqa: BLE001
+                    out["errors"]["table1_estimate"] = f"{type(err).__name__}: {err}"
+            out["failures"] = failures(out)
+            if record is not None:
+                try:
+                    write_json(Path(record), out)
+                except (OSError, TypeError, ValueError) as err:  # keep measuring; the table still prints
+                    warn(f"could not write {record}: {err}")
     return out
+
+
+def _table1_runs():
+    return table1_spec().configs()
 
 
 def failures(out: dict) -> list[str]:
     found = [f"{part}: {error}" for part, error in out["errors"].items()]
-    if out.get("random_replays") is False:
-        found.append("graph replays drew the same random numbers")
+    for generator, fresh in out.get("random_replays", {}).items():
+        if not fresh:
+            found.append(f"graph replays drew the same random numbers ({generator.replace('_', ' ')})")
+    p = out.get("packed_parity")
+    if p and not p["max_rel_diff"] < PARITY["tolerance"]:
+        found.append(f"runs packed into one process train differently from alone ({p['max_rel_diff']:.2e})")
     for p in out.get("parity", []):
         if not p["max_rel_diff"] < PARITY["tolerance"] or not p["trained"]:
             found.append(f"{p['name']}: graph replay and eager execution differ by {p['max_rel_diff']:.2e}")
@@ -489,8 +458,28 @@ def format_gpu_check(r: dict) -> str:
                 f"{n + ' reference':<24} {1e3 * it['reference_s'][n]:.2f} ms eager, "
                 f"{it['reference_over_suite'][n]:.2f}x the suite's eager step"
             )
+        lines.append(
+            "fast_at_ga graphed in other precisions (its policy: float32): "
+            + ", ".join(
+                f"{p} {1e3 * t:.2f} ms ({t / it['graph_s']['fast_at']:.2f}x Fast-AT)"
+                for p, t in it.get("precision_variants_graph_s", {}).items()
+            )
+        )
+        if "op_counts" in it:
+            lines.append(
+                op_count_line(it) + f"; graphed time Fast-BAT / Fast-AT {it['graph_over_fast_at']['fast_bat']:.2f}"
+            )
+    if "packed_parity" in r:
+        p = r["packed_parity"]
+        lines.append(
+            f"{p['runs']} {p['method']} runs packed into one process vs alone (float32, deterministic, "
+            f"graphs {p['cuda_graphs']}): max relative parameter difference {p['max_rel_diff']:.1e}"
+        )
     if "random_replays" in r:
-        lines.append("random numbers differ between replays: " + ("yes" if r["random_replays"] else "NO"))
+        lines.append(
+            "random numbers differ between replays: "
+            + ", ".join(f"{g.replace('_', ' ')} {'yes' if v else 'NO'}" for g, v in r["random_replays"].items())
+        )
     if "eval_parity" in r:
         lines.append(
             "PGD evaluation, graphed vs eager from the same starts, same points broken: "
@@ -507,26 +496,24 @@ def format_gpu_check(r: dict) -> str:
             f"{t['ms_per_iterate']['eager']:.2f} ms eager, {t['ms_per_iterate']['graphs']:.2f} ms graphed "
             f"({t['speedup']:.2f}x, capture included)"
         )
-    if "skipped" in r.get("trained_run", {}):
-        lines.append(f"trained run: skipped ({r['trained_run']['skipped']})")
-    elif "trained_run" in r:
+    lines += _cell_lines(r)
+    if "trained_run" in r:
         t = r["trained_run"]
-        c = t["config"]
-        lines.append(
-            f"trained run ({c['method']}, {c['arch']}, {c['dataset']}, eps {c['eps']:g}, {c['epochs']} epochs, "
-            f"graphs {t['cuda_graphs']}): {t['epoch_s']:.1f} s per epoch, {t['after_training_s']:.1f} s "
-            f"of final evaluation (PGD-50-10 on {c['test_points']} test points, twice), {t['wall_s']:.0f} s "
-            f"in all; best SA/RA {t['results']['best']['sa']:.1f}/{t['results']['best']['ra_pgd']:.1f}"
-        )
         lines.append(_precision_line(t["precision"]))
+        lines += policy_lines(t["precision"]["policy"])
     if "precision_init" in r:
         lines.append(_precision_line(r["precision_init"]))
     if "runs_per_gpu" in r:
-        for mode, t in r["runs_per_gpu"].items():
-            lines.append(
-                f"runs per GPU ({mode}), Fast-AT iterations/s relative to one process: "
-                + ", ".join(f"K={k}: {v:.2f}" for k, v in t["over_one"].items())
-            )
+        for mode, shares in r["runs_per_gpu"].items():
+            for share, by_method in shares.items():
+                lines.append(
+                    f"runs per GPU ({mode}, {share}), iterations/s summed over K runs relative to one: "
+                    + "; ".join(
+                        f"{m} " + ", ".join(f"K={k}: {v:.2f}" for k, v in t["over_one"].items())
+                        for m, t in by_method.items()
+                    )
+                )
+        lines += sharing_lines(r["runs_per_gpu"])
     if "pipeline" in r:
         p = r["pipeline"]
         lines.append(
@@ -555,11 +542,60 @@ def format_gpu_check(r: dict) -> str:
     if not_run:
         lines.append("not run: " + ", ".join(not_run))
     lines.append(
+        "seconds per part (expected): "
+        + ", ".join(f"{p} {r['seconds'][p]:.0f} ({PART_ESTIMATE_S[p]})" for p in PARTS if p in r["seconds"])
+    )
+    lines.append(
         "PASSED: graph replay trains and evaluates as eager execution"
         if not r["failures"]
         else "FAILED:\n  " + "\n  ".join(r["failures"])
     )
     return "\n".join(lines)
+
+
+def _cell_lines(r: dict) -> list[str]:
+    """The Table-1 cell timed on synthetic_cifar10, and Table 1 extrapolated from it."""
+    cell = r.get("table1_cell")
+    if not cell:
+        return []
+    lines = []
+    for method in ("fast_at", "fast_bat"):
+        if method not in cell:
+            continue
+        c = cell[method]
+        lines.append(
+            f"Table-1 cell {method} on synthetic_cifar10 ({c['config']['epochs']} of 20 epochs timed, "
+            f"graphs {c['cuda_graphs']}): training {c['first_epoch_s']:.1f} s the first epoch, "
+            f"{c['steady_epoch_s']:.1f} s/epoch after; validation and checkpoint {c['validation_s']:.1f} s/epoch; "
+            f"final evaluation {c['final_evaluation_s']:.1f} s for {c['models_evaluated']} model(s) on "
+            f"{c['test_points']} test points; {c['wall_s']:.0f} s in all; last SA/RA-PGD "
+            f"{c['results']['last']['sa']:.1f}/{c['results']['last']['ra_pgd']:.1f}"
+        )
+    aa = cell.get("autoattack")
+    if aa:
+        lines.append(
+            f"AutoAttack on {aa['points']} points, ESTIMATED (pyautoattack not here): {aa['seconds']:.0f} s from its "
+            f"iteration counts x {1e6 * aa['per_point_s']['forward_backward']:.1f} us per point forward-backward and "
+            f"{1e6 * aa['per_point_s']['forward']:.1f} us forward ({aa['estimate_from']})"
+        )
+    est = r.get("table1_estimate", {})
+    for method, w in est.get("cell_s", {}).items():
+        lines.append(
+            f"one Table-1 cell, {method}, EXTRAPOLATED to 20 epochs and 10,000 test points: {w['wall_s'] / 60:.1f} min "
+            f"(training {w['training_s']:.0f} s, validation {w['validation_s']:.0f} s, final evaluation "
+            f"{w['final_evaluation_s']:.0f} s of two models with AutoAttack, setup {w['setup_s']:.0f} s)"
+        )
+    if est.get("hours") is not None:
+        others = ", ".join(
+            f"{k.removeprefix('hours_fast_at_ga_')} {v:.2f} h" for k, v in est.items() if k.startswith("hours_") and v
+        )
+        lines.append(
+            f"whole Table 1 ({est['runs']} runs), EXTRAPOLATED from the cells and the graphed iteration times: "
+            f"{est['hours']:.2f} H200-hours" + (f" (with Fast-AT-GA in {others})" if others else "")
+        )
+    elif est.get("missing"):
+        lines.append(f"whole Table 1: not extrapolated (no graphed iteration time of {', '.join(est['missing'])})")
+    return lines
 
 
 def _precision_line(p: dict) -> str:

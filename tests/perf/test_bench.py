@@ -280,7 +280,9 @@ def test_the_gpu_check_table_renders_the_bench_sections_it_reuses(quick_bench):
     as a --record file holds them), so that a formatting slip cannot cost a GPU session its table."""
     from suite.perf.gpu_check import PARTS, format_gpu_check
 
-    rates = {"over_one": {"1": 1.0, "2": 1.9}, "iters_per_s": {"1": 40.0, "2": 76.0}}
+    rates = {
+        m: {"over_one": {"1": 1.0, "2": 1.9}, "iters_per_s": {"1": 40.0, "2": 76.0}} for m in ("fast_at", "fast_bat")
+    }
     result = {
         "device": "a GPU",
         "torch": "2.x",
@@ -289,10 +291,13 @@ def test_the_gpu_check_table_renders_the_bench_sections_it_reuses(quick_bench):
         "failures": [],
         "pipeline": quick_bench["pipeline"],
         "eval": quick_bench["eval"],
-        "runs_per_gpu": {"eager": rates, "graphs": rates},
+        "runs_per_gpu": {"eager": {"processes": rates, "packed": rates}},
     }
     text = format_gpu_check(json.loads(json.dumps(result)))
     assert "pipeline: " in text and "device loader epoch" in text
     assert "eval: early-exit / full PGD-" in text
-    assert "runs per GPU (eager), Fast-AT iterations/s relative to one process: K=1: 1.00, K=2: 1.90" in text
+    assert (
+        "runs per GPU (eager, packed), iterations/s summed over K runs relative to one: fast_at K=1: 1.00, K=2: 1.90"
+        in text
+    )
     assert "not run: " + ", ".join(p for p in PARTS if p not in result) in text
