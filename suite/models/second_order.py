@@ -11,8 +11,8 @@ like torch's own node, leaves out the gradients the pass does not reach (an atta
 gradient computes no weight gradient).
 
 Training-mode batch norm's double backward is, in torch, a generic routine of some thirty
-passes over the activations; :class:`BatchNorm2d` gives its backward a hand-derived one in about
-ten (:class:`_BatchNormBackward`); docs/performance.md has what the two save.
+passes over the activations; :class:`BatchNorm2d` gives its backward a hand-derived one in seven
+(:class:`_BatchNormBackward`); docs/performance.md has what the two save.
 
 Max-pooling's double backward is torch's gather, but in the channels_last layout the suite trains
 in (:class:`MaxPool2d`); torch's returns a contiguous gradient that every layer below converts.
