@@ -191,7 +191,7 @@ def zip_folder(base: Path, zip_path: Path) -> Path:
 
 
 def test_registry():
-    assert set(DATASETS) == {"cifar10", "cifar100", "svhn", "tiny_imagenet", "fashion_mnist"}
+    assert set(DATASETS) == {"cifar10", "cifar100", "svhn", "tiny_imagenet", "fashion_mnist", "synthetic_cifar10"}
     c10 = DATASETS["cifar10"]
     assert isinstance(c10, DatasetInfo)
     assert (c10.in_channels, c10.num_classes, c10.image_size, c10.crop_padding, c10.flip) == (3, 10, 32, 4, True)
