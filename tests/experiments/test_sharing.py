@@ -83,3 +83,15 @@ def test_a_local_sweep_packs_its_runs_into_one_job_process(tmp_path):
     assert [r for _, r in again.skipped] == ["finished"] * 2
     with pytest.raises(SuiteError, match="unknown share 'threads'"):
         run_sweep(spec, options(tmp_path), share="threads")
+
+
+def test_the_sweep_command_takes_share_and_refuses_an_unknown_one(tmp_path, capsys):
+    from suite.cli import main
+
+    spec = tiny_spec(tmp_path, "method: [standard, fast_at]\n")
+    args = ["sweep", str(spec), "--runs-per-gpu", "2", "--dry-run", "--results-dir", str(tmp_path / "results")]
+    assert main([*args, "--share", "packed"]) == 0
+    assert "2 runs, 0 finished, 2 to run" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--share", "threads"])
+    assert refused.value.code == 2 and "invalid choice: 'threads'" in capsys.readouterr().err
