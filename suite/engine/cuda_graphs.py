@@ -20,7 +20,9 @@ the graph's static input buffers. What this needs, and where it is done:
   (``suite.engine.packed``). torch allows one capture at a time in a process, so captures take
   :data:`CAPTURE_LOCK`, record on a stream of their own (not torch's shared default capture
   stream), and use the "thread_local" capture mode, in which another thread's work (an
-  allocation, a synchronization) during the capture is not an error.
+  allocation, a synchronization) during the capture is not an error. Every capture registers
+  torch's default CUDA generator, so captures also hold the global generators' lock
+  (``suite.engine.rng.GLOBAL_RNG``): no other run reseeds or draws from it meanwhile.
 * Autocast's weight-cast cache must be off during capture (``cache_enabled=False``).
 * Capture needs a warm-up on a side stream (cuDNN autotuning, the optimizer's momentum
   buffers, autograd's lazily built state). The warm-up really trains; the model, its buffers,
@@ -35,6 +37,7 @@ import threading
 import torch
 
 from ..errors import warn
+from .rng import GLOBAL_RNG
 
 WARMUP_ITERATIONS = 3
 CAPTURE_LOCK = threading.Lock()
@@ -127,7 +130,7 @@ class GraphedIteration:
         graph = torch.cuda.CUDAGraph()
         if self.generator is not None:
             graph.register_generator_state(self.generator)
-        with CAPTURE_LOCK, torch.cuda.graph(graph, stream=side, capture_error_mode=CAPTURE_MODE):
+        with GLOBAL_RNG, CAPTURE_LOCK, torch.cuda.graph(graph, stream=side, capture_error_mode=CAPTURE_MODE):
             self.static_out = self.iteration(self.static_x, self.static_y)
         self._grads = [p.grad for p in self.model.parameters()]  # keep the graph's gradient buffers alive
         self._restore(saved)
@@ -206,6 +209,6 @@ class GraphedFunction:
                 self.fn(*self.static_in)
         stream.wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with CAPTURE_LOCK, torch.cuda.graph(graph, stream=side, capture_error_mode=CAPTURE_MODE):
+        with GLOBAL_RNG, CAPTURE_LOCK, torch.cuda.graph(graph, stream=side, capture_error_mode=CAPTURE_MODE):
             self.static_out = self.fn(*self.static_in)
         self.graph = graph

@@ -26,6 +26,7 @@ SHARING_METHODS = ("fast_at", "fast_bat")
 ITERATIONS = 48  # timed iterations per measurement, split among its K runs (at least MIN_ITERATIONS each)
 MIN_ITERATIONS = 8
 WARMUP = 3  # untimed iterations first (the CUDA graph's capture among them)
+BARRIER_S = 600  # a run that fails before the timed loop breaks the others' wait instead of hanging it
 
 
 def _runner(method: str, graphs: bool, device, batch: int, arch: str, generator=None):
@@ -64,7 +65,7 @@ def _process_worker(barrier, results, k: int, modes, methods, batch: int, arch: 
     for graphs in modes:
         for method in methods:
             run = _runner(method, graphs, device, batch, arch)
-            results.put((graphs, method, _timed(run, _iterations(k), device, barrier.wait)))
+            results.put((graphs, method, _timed(run, _iterations(k), device, lambda: barrier.wait(BARRIER_S))))
 
 
 def processes_throughput(
@@ -93,7 +94,7 @@ def _packed_task(barrier, method, graphs, iters, device, batch, arch):
     with GLOBAL_RNG:  # the model's initialisation draws from the global generator
         torch.manual_seed(0)
         run = _runner(method, graphs, device, batch, arch, generator=run_generator(device))
-    return _timed(run, iters, device, barrier.wait)
+    return _timed(run, iters, device, lambda: barrier.wait(BARRIER_S))
 
 
 def packed_throughput(
