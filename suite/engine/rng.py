@@ -2,12 +2,13 @@
 
 A run alone draws everything from torch's global generators, seeded per epoch. Packed with
 others (:func:`own_generators`, set by the packing driver in each run's thread), its training
-step draws its random starts and noise from a generator of its own instead, seeded as the global
-one would be (through :func:`suite.methods.perturbation.drawing_from`), so it draws exactly the
-numbers it would draw alone. What still uses the global generators (a network's initialisation,
-the evaluation's fixed seed, AutoAttack, which seeds them itself) seeds and draws while holding
-:data:`GLOBAL_RNG`, so that no other run reseeds them meanwhile; a run alone takes the lock
-uncontended. Dropout draws from the global generator inside the training step, so a network with
+step and its evaluation draw their random starts and noise from generators of its own instead,
+seeded as the global ones would be (through :func:`suite.methods.perturbation.drawing_from`), so
+it draws exactly the numbers it would draw alone, and packed runs evaluate at the same time. What
+still uses the global generators (a network's initialisation, AutoAttack, which seeds them
+itself, a CUDA-graph capture, which registers the default CUDA generator, and a run alone's
+evaluation) seeds and draws while holding :data:`GLOBAL_RNG`, so that no other run reseeds them
+meanwhile; a run alone takes the lock uncontended. Dropout draws from the global generator inside the training step, so a network with
 dropout is never packed (``suite.engine.packed.packable``).
 """
 

@@ -448,14 +448,15 @@ class Trainer:
             }
             if c.aa_points:
                 self.say(f"evaluating {which}: AutoAttack on {c.aa_points} test points ...")
-                result["ra_aa"] = autoattack_accuracy(
-                    self.model,
-                    d.test_x[: c.aa_points],
-                    d.test_y[: c.aa_points],
-                    self.eps,
-                    seed=c.seed,
-                    batch_size=self.eval_batch,
-                )
+                with seeded(self.eval_seed, self.device):  # AutoAttack seeds and draws from the global generators
+                    result["ra_aa"] = autoattack_accuracy(
+                        self.model,
+                        d.test_x[: c.aa_points],
+                        d.test_y[: c.aa_points],
+                        self.eps,
+                        seed=c.seed,
+                        batch_size=self.eval_batch,
+                    )
                 result["ra_pgd_aa_subset"] = percent(robust[: c.aa_points])
         return result
 
@@ -469,5 +470,13 @@ class Trainer:
             self.last_said = now_s
 
     def eval_rng(self):
-        """Evaluation draws its random starts from a fixed seed, independent of training."""
-        return seeded(self.config.seed + 7919, self.device)
+        """Evaluation draws its random starts from a fixed seed, independent of training: from the global
+        generators (a run alone), or, packed with other runs, from a generator of its own seeded alike (the
+        same numbers), so that packed runs evaluate at the same time instead of taking turns for the lock."""
+        if self.generator is None:
+            return seeded(self.eval_seed, self.device)
+        return drawing_from(torch.Generator(device=self.device).manual_seed(self.eval_seed))
+
+    @property
+    def eval_seed(self) -> int:
+        return self.config.seed + 7919

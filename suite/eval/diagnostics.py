@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from ..methods.perturbation import input_grad, project, uniform_init
+from ..methods.perturbation import input_grad, project, uniform_init, uniform_noise
 
 
 def co_diagnostics(model, x, y, eps: float, steps: int = 10) -> dict:
@@ -17,7 +17,7 @@ def co_diagnostics(model, x, y, eps: float, steps: int = 10) -> dict:
     was_training = model.training
     model.eval()
     grad_clean, _ = input_grad(model, x, y)
-    eta = torch.empty_like(x).uniform_(-eps, eps)
+    eta = uniform_noise(x, -eps, eps)
     grad_noisy, _ = input_grad(model, (x + eta).clamp(0, 1), y)
     fgsm = project(eps * grad_clean.sign(), x, eps)
     delta = uniform_init(x, eps)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,9 @@ import torch
 from suite.config import RunConfig, RunOptions
 from suite.engine import Callback, execute
 from suite.engine.packed import pack_key, packable, run_packed
+from suite.engine.rng import GLOBAL_RNG, own_generators
+from suite.engine.trainer import RunData, Trainer
+from suite.store import RunDir
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,3 +154,41 @@ def test_what_may_share_a_process():
     assert "dropout" in packable(wide)
     assert packable(RunConfig(**{**TINY, "arch": "wrn16_8", "dropout": 0.0}).resolved()) is None
     assert pack_key(plain) == "bf16" and pack_key(RunConfig(**{**TINY, "method": "fast_at_ga"}).resolved()) == "fp32"
+
+
+def test_a_packed_run_evaluates_while_another_holds_the_global_generators(tmp_path):
+    """Packed, a run's validation (PGD from random starts, the CO probe) draws from a generator of its own:
+    it finishes while another thread holds the global generators' lock, where the same run alone waits
+    for it, and both compute the same numbers."""
+    config = RunConfig(**TINY).resolved()
+    opts = options(tmp_path)
+    data = RunData.load(config, opts, CPU)
+    with own_generators():
+        packed = Trainer(config, opts, data, CPU, RunDir(tmp_path, config.run_id))
+    alone = Trainer(config, opts, data, CPU, RunDir(tmp_path, config.run_id))
+    held, release, rows = threading.Event(), threading.Event(), {}
+
+    def hold():
+        with GLOBAL_RNG:
+            held.set()
+            release.wait(300)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    held.wait()
+    try:
+        threads = {
+            name: threading.Thread(target=lambda t=t, n=name: rows.update({n: t.validate()}), daemon=True)
+            for name, t in (("packed", packed), ("alone", alone))
+        }
+        threads["packed"].start()
+        threads["packed"].join(120)
+        assert "packed" in rows
+        threads["alone"].start()
+        threads["alone"].join(1)
+        assert threads["alone"].is_alive() and "alone" not in rows
+    finally:
+        release.set()
+    threads["alone"].join(120)
+    assert rows["packed"] == rows["alone"]
+    assert {"val_robust_acc", "train_pgd_acc", "grad_align_cos"} <= set(rows["packed"])
