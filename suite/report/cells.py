@@ -90,7 +90,8 @@ def show(value, key: str = "") -> str:
 
 def labels(cells: dict[str, dict], runs_per_cell: dict[str, int]) -> dict[str, str]:
     """Per cell of one method and eps: the settings where it differs from the most common value
-    (by runs; none where no value is the most common), ``name=value, ...``; empty for one cell."""
+    (by runs; none where no value is the most common), ``name=value, ...``; empty for one cell. Two
+    labels that read alike (values equal when shown with 6 digits) get the cell's id appended."""
     if len(cells) < 2:
         return {cell: "" for cell in cells}
     keys = list(dict.fromkeys(k for values in cells.values() for k in values))
@@ -107,7 +108,8 @@ def labels(cells: dict[str, dict], runs_per_cell: dict[str, int]) -> dict[str, s
     for cell, values in cells.items():
         differs = [k for k in varying if reference.get(k) != json.dumps(values.get(k), default=str)]
         out[cell] = ", ".join(f"{k.removeprefix(HP)}={show(values.get(k), k)}" for k in differs)
-    return out
+    seen = Counter(out.values())
+    return {cell: f"{label} [{cell[:6]}]" if seen[label] > 1 else label for cell, label in out.items()}
 
 
 def with_cells(runs: pd.DataFrame) -> pd.DataFrame:

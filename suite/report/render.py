@@ -198,6 +198,8 @@ def _results(t: Tables, dropped: Dropped, latex_files: dict[str, str]) -> list[t
 
 
 def _paired(t: Tables) -> list[tuple]:
+    if t.summary.empty:
+        return []
     name = method_label(t.baseline)
     blocks = [
         ("h2", f"Paired comparison with {name}"),

@@ -104,6 +104,8 @@ def test_labels_name_every_varying_setting_where_no_configuration_is_the_most_co
     tied = cells.labels({"a": one, "b": two}, {"a": 2, "b": 2})
     assert tied == {"a": "lmbda=1", "b": "lmbda=10"}  # no most common value: both named
     assert cells.labels({"a": one}, {"a": 3}) == {"a": ""}
+    alike = cells.labels({"cell-one": {"lr": 0.1}, "cell-two": {"lr": 0.1000001}}, {"cell-one": 1, "cell-two": 1})
+    assert alike == {"cell-one": "lr=0.1 [cell-o]", "cell-two": "lr=0.1 [cell-t]"}  # never one name for two cells
     assert cells.show(None, "train_points") == "all" and cells.show(8.0) == "8" and cells.show(0.05) == "0.05"
 
 
