@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..config import RunConfig, RunOptions
+from ..config.checks import check_number
 from ..config.settings import ALIASES
 from ..store.status import RunStatus
 
@@ -138,6 +139,18 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="log the early-stopped checkpoint (best.pt) as a W&B model artifact",
     )
+    add_wandb_timeout_argument(g)
+
+
+def add_wandb_timeout_argument(parser) -> None:
+    """``--wandb-timeout``: how long an online W&B init may wait for the server (run, sweep, tune, sync)."""
+    parser.add_argument(
+        "--wandb-timeout",
+        type=float,
+        default=RunOptions.wandb_timeout,
+        metavar="SECONDS",
+        help="give an unreachable W&B server this long, then log offline (suite sync uploads it later)",
+    )
 
 
 def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
@@ -166,7 +179,9 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         wandb_entity=args.wandb_entity,
         wandb_group=args.wandb_group,
         wandb_log_model=args.wandb_log_model,
+        wandb_timeout=args.wandb_timeout,
     )
+    check_number("--wandb-timeout", options.wandb_timeout, above=0)
     if args.wandb:
         options.wandb = args.wandb
     return options
