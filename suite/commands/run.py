@@ -28,6 +28,38 @@ class OldName(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def eps_budget(text: str) -> float:
+    """``--eps``: a budget in units of 1/255, written ``8`` or ``8/255``. A bare value below 1
+    is refused: it is almost surely a fraction of the pixel range (0.031 for 8/255), which would
+    train at 0.031/255; ``0.5/255`` says that is meant."""
+    raw = text.replace(" ", "")
+    number, slash, denominator = raw.partition("/")
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a budget; write it in /255: --eps 8 (or --eps 8/255)"
+        ) from None
+    if slash and denominator != "255":
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write the budget in units of 1/255, --eps 8 or --eps 8/255 (for {text}, --eps "
+            f"{_in_255ths(value, denominator)})"
+        )
+    if not slash and 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text} is in units of 1/255 (--eps 8 means 8/255) and would train at {text}/255; for {text} of the "
+            f"pixel range write --eps {value * 255:.3g}, or --eps {text}/255 if you mean {text}/255"
+        )
+    return value
+
+
+def _in_255ths(value: float, denominator: str) -> str:
+    try:
+        return f"{value / float(denominator) * 255:.3g}"
+    except (ValueError, ZeroDivisionError):
+        return "N"
+
+
 def add_old_names(parser_or_group, names: dict, types: dict, flags: dict | None = None) -> None:
     """Hidden flags ``--old-name`` storing into ``dest`` ``names[old]`` with a warning naming the
     new flag (``flags[dest]``, else ``--dest-with-dashes``)."""
@@ -54,7 +86,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", help=f"{', '.join(DATASETS)} (default {RunConfig.dataset})")
     g.add_argument("--arch", help=f"{', '.join(ARCHS)} (default {RunConfig.arch})")
     g.add_argument("--dropout", type=float, help="dropout rate of a network with dropout (wrn16_8: default 0.1)")
-    g.add_argument("--eps", type=float, help="training and test budget in /255 (default 8)")
+    g.add_argument("--eps", type=eps_budget, help="training and test budget in /255: 8 or 8/255 (default 8)")
     g.add_argument("--seed", type=int, help="seed of the initialisation, the batches and the attacks (default 0)")
     g = parser.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help="default 20")

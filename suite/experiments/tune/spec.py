@@ -174,7 +174,9 @@ def load_spec(spec: str | Path | dict | StudySpec, overrides: list[str] | dict |
     objectives = raw.get("objective", "val_robust_acc")
     objectives = [objectives] if isinstance(objectives, str) else list(objectives)
     bad = [o for o in objectives if o not in METRICS]
-    if bad or not objectives or len(set(objectives)) < len(objectives):
+    if bad:
+        raise unknown_name("objective", bad[0], METRICS)
+    if not objectives or len(set(objectives)) < len(objectives):
         raise SuiteError(f"objective must be one or more distinct of {', '.join(METRICS)}; got {objectives}")
     pruner = (
         _named(raw["pruner"], DEFAULT_PRUNER, "pruner")
