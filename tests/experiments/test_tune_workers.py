@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import optuna
@@ -63,11 +64,21 @@ def check_study(spec: Path, results: Path, storage: str | None, target: int) -> 
     return finished
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+POSTGRES = pytest.param(
+    "postgres",
+    marks=pytest.mark.skipif(
+        not os.environ.get("SUITE_TEST_POSTGRES_URL"),
+        reason="set SUITE_TEST_POSTGRES_URL to a PostgreSQL URL (e.g. $(.ci/postgres.sh)) to run this",
+    ),
+)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal", POSTGRES])
 def test_three_tune_processes_started_together_share_one_study(tmp_path, kind):
-    spec = write_spec(tmp_path, name=f"together_{kind}", n_trials=3)
+    spec = write_spec(tmp_path, name=f"together_{kind}_{uuid.uuid4().hex[:8]}", n_trials=3)
     results = tmp_path / "results"
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}" if kind == "sqlite" else None
+    storage = {"sqlite": f"sqlite:///{tmp_path / 'optuna.db'}", "journal": None}.get(kind)
+    storage = os.environ.get("SUITE_TEST_POSTGRES_URL") if kind == "postgres" else storage
 
     outcomes = wait_all(start_workers(spec, results, storage, 3))  # a fresh storage: created once
     for code, output in outcomes:
