@@ -95,11 +95,18 @@ def test_three_tune_processes_started_together_share_one_study(tmp_path, kind):
 
 
 def test_each_worker_seeds_its_sampler_by_its_first_trial(tmp_path):
+    """Seeded by the number of the worker's first trial that draws (an enqueued one does not):
+    a single worker on a study holding k trials draws as a sampler seeded seed + k always did."""
     spec = load_spec(write_spec(tmp_path, sampler={"name": "random", "seed": 7}))
     study = optuna.create_study()
     drawn = []
     for first in (0, 5):
         sampler = WorkerSampler(spec)
+        if first:  # an enqueued trial first: it fixes its parameters and leaves the seed alone
+            enqueued = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={"fixed_params": {"lmbda": 1}})
+            enqueued.number = first - 1
+            sampler.before_trial(study, enqueued)
+            assert sampler.inner is None
         trial = optuna.trial.create_trial(state=TrialState.RUNNING)
         trial.number = first
         sampler.before_trial(study, trial)

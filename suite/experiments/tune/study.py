@@ -12,8 +12,9 @@ Any number of workers may share a study (processes of one ``suite tune --workers
 ``suite tune`` commands on one storage, started together or not):
 
 * the study is created once (:func:`open_study`, under a file lock for a file storage);
-* each worker's sampler is seeded by the number of its first trial, which no other worker
-  has, so two workers never draw from one random stream (:class:`WorkerSampler`);
+* each worker's sampler is seeded by the number of its first trial that draws parameters,
+  which no other worker has, so two workers never draw from one random stream
+  (:class:`WorkerSampler`);
 * a trial starts only while the trials finished, under way or waiting before it are fewer
   than the target (:func:`taken`), so the study stops at the target whatever the timing;
 * a configuration is trained and counted once: a trial whose run another trial of the study
@@ -63,39 +64,41 @@ def build_sampler(spec: StudySpec, seed_offset: int = 0):
 
 
 class WorkerSampler(optuna.samplers.BaseSampler):
-    """The spec's sampler, seeded when the worker's first trial starts: the spec's seed plus
-    that trial's number.
+    """The spec's sampler, seeded when the worker's first trial that draws parameters starts
+    (the first not enqueued with fixed ones): the spec's seed plus that trial's number.
 
     Trial numbers are unique in a study, so no two workers (of one machine or many, started
     together or not) share a seed, and a resumed study does not draw its first parameters
-    again (the sampler's random state is not stored with the study). A single worker on a
-    new study starts at trial 0 with the spec's own seed, as a sampler made directly would.
+    again (the sampler's random state is not stored with the study). A single worker draws as
+    a sampler seeded with the spec's seed plus the trials the study held when it started.
+    An enqueued trial before that gets a sampler of its own (for any parameter it leaves open).
     """
 
     def __init__(self, spec: StudySpec):
         build_sampler(spec)  # bad settings fail here, before any trial
-        self.spec, self.inner = spec, None
+        self.spec, self.inner, self.current = spec, None, None
 
     def before_trial(self, study, trial) -> None:
-        if self.inner is None:
+        if self.inner is None and not trial.system_attrs.get("fixed_params"):
             self.inner = build_sampler(self.spec, seed_offset=trial.number)
-        self.inner.before_trial(study, trial)
+        self.current = self.inner or build_sampler(self.spec, seed_offset=trial.number)
+        self.current.before_trial(study, trial)
 
     def infer_relative_search_space(self, study, trial):
-        return self.inner.infer_relative_search_space(study, trial)
+        return self.current.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study, trial, search_space):
-        return self.inner.sample_relative(study, trial, search_space)
+        return self.current.sample_relative(study, trial, search_space)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+        return self.current.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(self, study, trial, state, values) -> None:
-        self.inner.after_trial(study, trial, state, values)
+        self.current.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
-        if self.inner is not None:
-            self.inner.reseed_rng()
+        for sampler in {id(s): s for s in (self.inner, self.current) if s is not None}.values():
+            sampler.reseed_rng()
 
 
 def taken(study: optuna.Study, before: int | None = None) -> int:
