@@ -27,6 +27,9 @@ def register(subparsers) -> None:
         metavar="KEY=VALUE",
         help="the overrides the sweep ran with, so its run ids match (repeatable)",
     )
+    from .sweep import add_max_runs_argument
+
+    add_max_runs_argument(g)
     g.add_argument(
         "--study",
         metavar="NAME",
@@ -56,13 +59,13 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def sweep_run_ids(spec_paths, overrides=()) -> tuple[list[str], list[str]]:
+def sweep_run_ids(spec_paths, overrides=(), max_runs: int | None = None) -> tuple[list[str], list[str]]:
     """The run ids of the sweeps' configurations, and the sweeps' names."""
-    from ..experiments.sweep import load_spec
+    from ..experiments.sweep import DEFAULT_MAX_RUNS, load_spec
 
     run_ids, names = [], []
     for path in spec_paths:
-        spec = load_spec(path, overrides)
+        spec = load_spec(path, overrides, max_runs=max_runs or DEFAULT_MAX_RUNS)
         names.append(spec.name)
         run_ids += [config.resolved().run_id for config in spec.configs()]
     return run_ids, names
@@ -80,6 +83,7 @@ def write_report(
     wandb_project: str | None = None,
     api=None,
     baseline: str = "fast_at",
+    max_runs: int | None = None,
 ):
     """Select the runs, build the report and return it (:class:`suite.report.Report`); ``baseline``:
     the method of the paired comparison."""
@@ -92,7 +96,7 @@ def write_report(
     filters = {k: v for k, v in (filters or {}).items() if v is not None}
     run_ids, names, selection = None, [], []
     if sweeps:
-        run_ids, names = sweep_run_ids(sweeps, overrides)
+        run_ids, names = sweep_run_ids(sweeps, overrides, max_runs)
         selection.append(f"sweep {', '.join(names)}" + (f" with {' '.join(overrides)}" if overrides else ""))
     trials = study_trials(results_dir, study) if study else None
     if study:
@@ -144,6 +148,7 @@ def main(args) -> int:
         filters={"method": args.method, "dataset": args.dataset, "arch": args.arch, "eps": args.eps},
         wandb_project=args.from_wandb,
         baseline=args.baseline,
+        max_runs=args.max_runs,
     )
     print(f"report: {report.markdown}\n        {report.html}")
     print(
