@@ -19,7 +19,9 @@ from suite.experiments.spec_file import MAX_SPEC_BYTES, MAX_SPEC_NODES
 from suite.experiments.sweep import DEFAULT_MAX_RUNS, load_spec
 from suite.experiments.tune import load_spec as load_study
 
-SECOND = 1.0  # every refusal below, measured in this process (the interpreter and torch already loaded)
+# A refusal's bound, in this process (torch already loaded): each takes milliseconds on a quiet machine, and
+# an unbounded spec took a minute and gigabytes; the margin absorbs a loaded CI machine.
+SECOND = 10.0
 
 
 def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
