@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import SuiteError, os_error_line
+from .errors import SuiteError, os_error_line, unknown_name
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -25,11 +25,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """The sub-commands' parser: :class:`HelpFormatter` for all of them, and for their own sub-commands."""
+    """The parser of ``suite`` and its sub-commands: :class:`HelpFormatter` for all of them, and a
+    value outside a flag's choices (a sub-command, a data set, a preset, a bench section) answered
+    with the closest one, as every unknown name is (:func:`suite.errors.unknown_name`)."""
 
     def __init__(self, *args, **kwargs):
         kwargs["formatter_class"] = HelpFormatter
         super().__init__(*args, **kwargs)
+
+    def _check_value(self, action, value):  # argparse's one place for "invalid choice"
+        if action.choices is not None and value not in action.choices:
+            what = (action.metavar or action.dest or "choice").strip("-").replace("_", " ").lower()
+            raise argparse.ArgumentError(action, str(unknown_name(what, value, action.choices)))
 
     def add_subparsers(self, **kwargs):
         kwargs.setdefault("parser_class", Parser)
@@ -43,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import commands
 
-    parser = argparse.ArgumentParser(
-        prog="suite", description="Fast-BAT reproduction suite.", formatter_class=HelpFormatter
-    )
+    parser = Parser(prog="suite", description="Fast-BAT reproduction suite.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
         importlib.import_module(f"suite.commands.{module}").register(subparsers)

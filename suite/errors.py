@@ -23,6 +23,28 @@ _OS_HINTS = {
 }
 
 
+def os_error_in(err: BaseException | None) -> OSError | None:
+    """The first OSError in an exception's chain (itself, its cause, or the error it was raised
+    while handling, unless that was suppressed with ``from None``), or None."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ if err.__cause__ is not None else None if err.__suppress_context__ else err.__context__
+    return None
+
+
+def error_line(err: BaseException) -> str:
+    """An exception as the one line a record keeps: the operating-system error it comes from,
+    where there is one (path, problem and what to do), else its type and message. A SuiteError
+    keeps its own message: it says what went wrong already."""
+    cause = None if isinstance(err, SuiteError) else os_error_in(err)
+    if cause is not None:
+        return f"{type(cause).__name__}: {os_error_line(cause)}"
+    return f"{type(err).__name__}: {err}"
+
+
 def os_error_line(err: OSError) -> str:
     """An operating-system error as one line: the path, the problem and what to do."""
     import errno

@@ -2,7 +2,9 @@
 
 Offline by default (runs land under ``<results>/wandb/``), ``disabled`` under the tests,
 ``online`` when asked. Tracking never blocks or fails a run: any W&B error is reported once
-as a warning and tracking stops for that run.
+as a warning and tracking stops for that run. An online run whose server does not answer
+within ``RunOptions.wandb_timeout`` seconds logs offline instead, under the same W&B id, and
+says so once; ``suite sync`` uploads it later.
 
 Uploading offline runs: ``suite sync`` (:func:`sync_runs`) replays each run record
 (``metrics.jsonl``, ``summary.json``) into its W&B run, in epoch order, and remembers what
@@ -19,6 +21,7 @@ import secrets
 import warnings
 from pathlib import Path
 
+from .config import RunOptions
 from .config.numbers import tidy
 from .engine.callbacks import Callback
 from .store.status import RunStatus
@@ -26,6 +29,7 @@ from .store.status import RunStatus
 MODES = ("offline", "online", "disabled")
 DEFAULT_PROJECT = "fast-bat-suite"
 SYNCED = "wandb_sync.json"  # in a run folder: what suite sync has uploaded of it
+DEFAULT_TIMEOUT = RunOptions.wandb_timeout  # seconds an online init may wait for the server
 
 
 def flatten(record: dict, prefix: str = "") -> dict:
@@ -74,6 +78,7 @@ def trackers(
             tags=tags,
             job_type=job_type,
             log_model=getattr(options, "wandb_log_model", False),
+            timeout=getattr(options, "wandb_timeout", DEFAULT_TIMEOUT),
         )
     ]
 
@@ -101,7 +106,9 @@ class WandbTracker(Callback):
         tags: tuple = (),
         job_type: str = "train",
         log_model: bool = False,
+        timeout: float | None = None,
     ):
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self.mode, self.project, self.entity, self.group = mode, resolve_project(project), entity, group
         self.extra_config = extra_config or {}
         self.name, self.tags, self.job_type, self.log_model = name, tuple(tags), job_type, log_model
@@ -134,6 +141,7 @@ class WandbTracker(Callback):
             wandb_config,
             record.get("wandb_id") or secrets.token_hex(6),
             Path(run_dir.path).parent.parent,
+            timeout=self.timeout,
         )
         record["wandb_id"] = self.run.id
         record["wandb"] = {**identity, "mode": mode, "extra_config": self.extra_config}
@@ -163,12 +171,25 @@ class WandbTracker(Callback):
             self.run = None
 
 
-def open_run(mode: str, identity: dict, config: dict, wandb_id: str, folder: Path, fallback: bool = True):
-    """``wandb.init`` a run (resumable, metrics stepped by ``epoch``); online falls back to offline
-    when ``fallback``. Returns the run and the mode it runs in."""
+def open_run(
+    mode: str,
+    identity: dict,
+    config: dict,
+    wandb_id: str,
+    folder: Path,
+    fallback: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+):
+    """``wandb.init`` a run (resumable, metrics stepped by ``epoch``); online gives up after
+    ``timeout`` seconds and, with ``fallback``, logs offline under the same id. Returns the run
+    and the mode it runs in.
+
+    A failed online init leaves its run id registered in this process's W&B service (a second
+    ``wandb.init`` with that id fails with "run ID ... is in use"), so the service is torn down
+    first; the suite holds one W&B run per process (sweeps and studies run each in its own)."""
     import wandb
 
-    settings = wandb.Settings(init_timeout=60, silent=True)
+    settings = wandb.Settings(init_timeout=timeout, silent=True)
     kwargs = dict(
         **identity, id=wandb_id, resume="allow", config=config, dir=str(folder), settings=settings, reinit="create_new"
     )
@@ -177,7 +198,12 @@ def open_run(mode: str, identity: dict, config: dict, wandb_id: str, folder: Pat
     except Exception as err:  # unreachable server: keep the run going, offline
         if mode != "online" or not fallback:
             raise
-        warnings.warn(f"W&B online init failed ({err}); logging offline instead; upload later with suite sync")
+        reason = " ".join(str(err).split())[:200]
+        warnings.warn(
+            f"W&B server unreachable ({type(err).__name__}: {reason}); logging offline instead under id {wandb_id}; "
+            f"upload later with suite sync"
+        )
+        wandb.teardown()
         run, mode = wandb.init(mode="offline", **kwargs), "offline"
     run.define_metric("epoch")
     run.define_metric("*", step_metric="epoch")
@@ -224,6 +250,7 @@ def sync_run(
     entity: str | None = None,
     log_model: bool = False,
     folder: Path | None = None,
+    timeout: float | None = None,
 ) -> str:
     """Replay one run record into its W&B run; returns what was done (one line).
 
@@ -256,7 +283,13 @@ def sync_run(
     wandb_id = marker.get("wandb_id") or summary.get("wandb_id") or secrets.token_hex(6)
     wandb_config = {**config.to_dict(), "run_id": run_dir.run_id, **(tracked.get("extra_config") or {})}
     run, _ = open_run(
-        mode, identity, wandb_config, wandb_id, Path(folder or run_dir.path.parent.parent), fallback=False
+        mode,
+        identity,
+        wandb_config,
+        wandb_id,
+        Path(folder or run_dir.path.parent.parent),
+        fallback=False,
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
     )
     new = rows[marker.get("epochs", 0) :]
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .run import add_old_names
+from .run import add_old_names, eps_budget
 
 
 def register(subparsers) -> None:
@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         help="input shape and classes (no data loaded, except Fashion-MNIST for --only eval)",
     )
     parser.add_argument("--batch-size", type=int, help="default 128 on CUDA, 32 on CPU")
-    parser.add_argument("--eps", type=float, default=8.0, help="budget in /255 (default 8)")
+    parser.add_argument("--eps", type=eps_budget, default=8.0, help="budget in /255: 8 or 8/255 (default 8)")
     parser.add_argument("--reps", type=int, help="timed rounds (default 20 on CUDA, 5 on CPU)")
     parser.add_argument("--warmup", type=int, help="untimed rounds first (default 3 on CUDA, 1 on CPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

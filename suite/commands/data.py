@@ -20,8 +20,10 @@ def register(subparsers) -> None:
         help="download data sets into --data-dir (once; safe to run concurrently)",
         description="Download data sets through torchvision into --data-dir, or check that "
         "they are there. Run it on a machine with internet (a cluster's login "
-        "node) before submitting runs to offline compute nodes. A file lock in "
-        "the data folder keeps concurrent downloads from colliding.",
+        "node) before submitting runs to offline compute nodes. A data set this machine "
+        "has elsewhere (Debian's Fashion-MNIST) is copied into --data-dir, so that the folder "
+        "alone serves nodes without it. A file lock in the data folder keeps concurrent "
+        "downloads from colliding.",
     )
     down.add_argument(
         "datasets",
@@ -44,12 +46,12 @@ def register(subparsers) -> None:
 
 
 def download(args) -> int:
-    from ..data.prefetch import ensure_data
+    from ..data.prefetch import fetch_into
 
     for name in dict.fromkeys(args.datasets):
         print(f"{name}: checking {args.data_dir} ...", flush=True)
-        ensure_data(name, args.data_dir, download=True)
-        print(f"{name}: ready in {args.data_dir}; runs read it with --data-dir {args.data_dir}", flush=True)
+        done = fetch_into(name, args.data_dir)
+        print(f"{name}: {done}; runs read it with --data-dir {args.data_dir}", flush=True)
     return 0
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SuiteError
+from ..errors import SuiteError, unknown_name
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
         help="write a report (tables, figures, HTML) of finished runs",
-        description="Write reports/<name>/ with report.md, a self-contained report.html, the figures (PNG, PDF) and "
-        "the tables (CSV) of the selected runs: by sweep, by study, or by filters.",
+        description="Write reports/<name>/ with report.md, a self-contained report.html, the figures (PNG, PDF), "
+        "the tables (CSV) and the compact and paper tables (LaTeX, booktabs) of the selected runs: by sweep, by "
+        "study, or by filters.",
     )
     g = parser.add_argument_group("which runs")
     g.add_argument(
@@ -26,6 +27,9 @@ def register(subparsers) -> None:
         metavar="KEY=VALUE",
         help="the overrides the sweep ran with, so its run ids match (repeatable)",
     )
+    from .sweep import add_max_runs_argument
+
+    add_max_runs_argument(g)
     g.add_argument(
         "--study",
         metavar="NAME",
@@ -40,6 +44,14 @@ def register(subparsers) -> None:
         metavar="PROJECT",
         help="read the runs from this W&B project (entity/project) instead of the local run records",
     )
+    g = parser.add_argument_group("comparison")
+    g.add_argument(
+        "--baseline",
+        metavar="METHOD",
+        default="fast_at",
+        help="compare every other method with this one, paired by seed, with 95%% CIs and Holm-corrected "
+        "paired t-tests (default: fast_at)",
+    )
     g = parser.add_argument_group("where")
     g.add_argument("--name", help="report folder name (default: the sweep's or study's name, else 'report')")
     g.add_argument("--results-dir", type=Path, default=Path("results"), help="where the run records are")
@@ -47,13 +59,13 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def sweep_run_ids(spec_paths, overrides=()) -> tuple[list[str], list[str]]:
+def sweep_run_ids(spec_paths, overrides=(), max_runs: int | None = None) -> tuple[list[str], list[str]]:
     """The run ids of the sweeps' configurations, and the sweeps' names."""
-    from ..experiments.sweep import load_spec
+    from ..experiments.sweep import DEFAULT_MAX_RUNS, load_spec
 
     run_ids, names = [], []
     for path in spec_paths:
-        spec = load_spec(path, overrides)
+        spec = load_spec(path, overrides, max_runs=max_runs or DEFAULT_MAX_RUNS)
         names.append(spec.name)
         run_ids += [config.resolved().run_id for config in spec.configs()]
     return run_ids, names
@@ -70,15 +82,21 @@ def write_report(
     filters: dict | None = None,
     wandb_project: str | None = None,
     api=None,
+    baseline: str = "fast_at",
+    max_runs: int | None = None,
 ):
-    """Select the runs, build the report and return it (:class:`suite.report.Report`)."""
+    """Select the runs, build the report and return it (:class:`suite.report.Report`); ``baseline``:
+    the method of the paired comparison."""
+    from ..methods import METHODS
     from ..report import build_report, load_local, study_trials
     from ..report.wandb_source import load_wandb
 
+    if baseline not in METHODS:
+        raise unknown_name("baseline method", baseline, METHODS)
     filters = {k: v for k, v in (filters or {}).items() if v is not None}
     run_ids, names, selection = None, [], []
     if sweeps:
-        run_ids, names = sweep_run_ids(sweeps, overrides)
+        run_ids, names = sweep_run_ids(sweeps, overrides, max_runs)
         selection.append(f"sweep {', '.join(names)}" + (f" with {' '.join(overrides)}" if overrides else ""))
     trials = study_trials(results_dir, study) if study else None
     if study:
@@ -109,7 +127,14 @@ def write_report(
         )
     name = name or "-".join(dict.fromkeys(names)) or "report"
     title = f"Fast-BAT reproduction report: {name}"
-    return build_report(runset, Path(reports_dir) / name, title=title, trials=trials, selection="; ".join(selection))
+    return build_report(
+        runset,
+        Path(reports_dir) / name,
+        title=title,
+        trials=trials,
+        selection="; ".join(selection),
+        baseline=baseline,
+    )
 
 
 def main(args) -> int:
@@ -122,9 +147,12 @@ def main(args) -> int:
         study=args.study,
         filters={"method": args.method, "dataset": args.dataset, "arch": args.arch, "eps": args.eps},
         wandb_project=args.from_wandb,
+        baseline=args.baseline,
+        max_runs=args.max_runs,
     )
     print(f"report: {report.markdown}\n        {report.html}")
     print(
         f"figures: {', '.join(sorted(report.figures)) or 'none'}; tables: {', '.join(sorted(report.tables)) or 'none'}"
+        f"; LaTeX: {', '.join(sorted(report.latex)) or 'none'}"
     )
     return 0

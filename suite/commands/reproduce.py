@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import SuiteError
 from .run import add_option_arguments, options_from_args
-from .sweep import add_slurm_arguments, check_launch_numbers, slurm_parameters
+from .sweep import add_max_runs_argument, add_slurm_arguments, check_launch_numbers, slurm_parameters
 
 EPILOG = """examples:
   suite reproduce --list                         # the presets, their runs and cost
@@ -72,6 +72,7 @@ def register(subparsers) -> None:
         help="how runs share a GPU: a process each, or packed in one process on their own CUDA streams "
         "(default processes; docs/gpu.md#runs-per-gpu)",
     )
+    add_max_runs_argument(parser)
     parser.add_argument("--storage", help="Optuna storage URL for the study (default: a journal file under results)")
     parser.add_argument("--sweeps-dir", type=Path, help="where the specs are (default ./sweeps, else the checkout's)")
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default ./reports")
@@ -97,7 +98,7 @@ def list_presets(args) -> str:
     for preset in PRESETS.values():
         mark = "*" if preset.name == args.preset else " "
         try:
-            plan = make_plan(preset, args.overrides, args.study_set, args.sweeps_dir)
+            plan = make_plan(preset, args.overrides, args.study_set, args.sweeps_dir, max_runs=args.max_runs)
         except SuiteError as err:
             lines.append(f"{preset.name + mark:9s} cannot expand: {err}")
             continue
@@ -130,7 +131,7 @@ def main(args) -> int:
     if args.no_wait and args.executor != "slurm":
         raise SuiteError("--no-wait needs --executor slurm (local runs stop when this command stops)")
     preset = get_preset(args.preset)
-    plan = make_plan(preset, args.overrides, args.study_set, args.sweeps_dir)  # checks every spec first
+    plan = make_plan(preset, args.overrides, args.study_set, args.sweeps_dir, max_runs=args.max_runs)  # checks all
     options = options_from_args(args)
     configs = plan.configs + ([plan.trial_config] if plan.study_spec else [])
     ensure_datasets(configs, options.data_dir, options.download)  # once, before any launch
@@ -183,6 +184,7 @@ def main(args) -> int:
         sweeps=[spec_path(name, args.sweeps_dir) for name in preset.sweeps],
         overrides=args.overrides,
         study=study_name,
+        max_runs=args.max_runs,
     )
     print(f"preset {preset.name}: {len(failed)} failed run(s)" if failed else f"preset {preset.name}: done")
     print(f"report: {report.html}\n        {report.markdown}")

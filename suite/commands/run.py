@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..config import RunConfig, RunOptions
+from ..config.checks import check_number
 from ..config.settings import ALIASES
 from ..store.status import RunStatus
 
@@ -25,6 +26,38 @@ class OldName(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         print(f"warning: {option_string} is the old name of {self.new_flag}; write {self.new_flag}", file=sys.stderr)
         setattr(namespace, self.dest, values)
+
+
+def eps_budget(text: str) -> float:
+    """``--eps``: a budget in units of 1/255, written ``8`` or ``8/255``. A bare value below 1
+    is refused: it is almost surely a fraction of the pixel range (0.031 for 8/255), which would
+    train at 0.031/255; ``0.5/255`` says that is meant."""
+    raw = text.replace(" ", "")
+    number, slash, denominator = raw.partition("/")
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a budget; write it in /255: --eps 8 (or --eps 8/255)"
+        ) from None
+    if slash and denominator != "255":
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write the budget in units of 1/255, --eps 8 or --eps 8/255 (for {text}, --eps "
+            f"{_in_255ths(value, denominator)})"
+        )
+    if not slash and 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text} is in units of 1/255 (--eps 8 means 8/255) and would train at {text}/255; for {text} of the "
+            f"pixel range write --eps {value * 255:.3g}, or --eps {text}/255 if you mean {text}/255"
+        )
+    return value
+
+
+def _in_255ths(value: float, denominator: str) -> str:
+    try:
+        return f"{value / float(denominator) * 255:.3g}"
+    except (ValueError, ZeroDivisionError):
+        return "N"
 
 
 def add_old_names(parser_or_group, names: dict, types: dict, flags: dict | None = None) -> None:
@@ -53,7 +86,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", help=f"{', '.join(DATASETS)} (default {RunConfig.dataset})")
     g.add_argument("--arch", help=f"{', '.join(ARCHS)} (default {RunConfig.arch})")
     g.add_argument("--dropout", type=float, help="dropout rate of a network with dropout (wrn16_8: default 0.1)")
-    g.add_argument("--eps", type=float, help="training and test budget in /255 (default 8)")
+    g.add_argument("--eps", type=eps_budget, help="training and test budget in /255: 8 or 8/255 (default 8)")
     g.add_argument("--seed", type=int, help="seed of the initialisation, the batches and the attacks (default 0)")
     g = parser.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help="default 20")
@@ -138,6 +171,18 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="log the early-stopped checkpoint (best.pt) as a W&B model artifact",
     )
+    add_wandb_timeout_argument(g)
+
+
+def add_wandb_timeout_argument(parser) -> None:
+    """``--wandb-timeout``: how long an online W&B init may wait for the server (run, sweep, tune, sync)."""
+    parser.add_argument(
+        "--wandb-timeout",
+        type=float,
+        default=RunOptions.wandb_timeout,
+        metavar="SECONDS",
+        help="give an unreachable W&B server this long, then log offline (suite sync uploads it later)",
+    )
 
 
 def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
@@ -166,7 +211,9 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         wandb_entity=args.wandb_entity,
         wandb_group=args.wandb_group,
         wandb_log_model=args.wandb_log_model,
+        wandb_timeout=args.wandb_timeout,
     )
+    check_number("--wandb-timeout", options.wandb_timeout, above=0)
     if args.wandb:
         options.wandb = args.wandb
     return options

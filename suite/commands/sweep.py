@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..config.settings import parse_setting
 from ..errors import SuiteError
+from ..experiments.sweep import DEFAULT_MAX_RUNS
 from .run import add_option_arguments, options_from_args
 
 EPILOG = """examples:
@@ -37,6 +38,7 @@ def register(subparsers) -> None:
         "--set epochs=5 --set seeds=[0,1] --set eps=[8] --set lmbda=best:STUDY.yaml",
     )
     parser.add_argument("--dry-run", action="store_true", help="list the runs, their ids and which are done")
+    add_max_runs_argument(parser)
     parser.add_argument(
         "--executor",
         choices=["local", "slurm"],
@@ -62,6 +64,17 @@ def register(subparsers) -> None:
     g.add_argument("--no-wait", action="store_true", help="submit and return instead of waiting for the jobs")
     add_option_arguments(parser)
     parser.set_defaults(func=main)
+
+
+def add_max_runs_argument(parser) -> None:
+    """``--max-runs``: the cap on a sweep's grid cells (sweep, reproduce, report)."""
+    parser.add_argument(
+        "--max-runs",
+        type=int,
+        default=DEFAULT_MAX_RUNS,
+        metavar="N",
+        help="refuse a sweep whose grid has more than N cells (a bound against a mistyped spec)",
+    )
 
 
 def add_slurm_arguments(g) -> None:
@@ -117,7 +130,7 @@ def main(args) -> int:
     from ..experiments.sweep import load_spec
 
     check_launch_numbers(args)
-    spec = load_spec(args.spec, args.overrides, results_dir=args.results_dir)
+    spec = load_spec(args.spec, args.overrides, results_dir=args.results_dir, max_runs=args.max_runs)
     options = options_from_args(args)
     result = run_sweep(
         spec,

@@ -8,6 +8,8 @@ from ..errors import SuiteError
 
 
 def register(subparsers) -> None:
+    from .run import add_wandb_timeout_argument
+
     parser = subparsers.add_parser(
         "sync",
         help="upload run records to W&B (use instead of wandb sync for offline runs)",
@@ -28,14 +30,17 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--wandb-log-model", action="store_true", help="also upload each finished run's best.pt as a model artifact"
     )
+    add_wandb_timeout_argument(parser)
     parser.add_argument("--dry-run", action="store_true", help="list what would be synced; send nothing")
     parser.set_defaults(func=main)
 
 
 def main(args, mode: str = "online") -> int:
+    from ..config.checks import check_number
     from ..store import RunDir, iter_run_dirs
     from ..tracking import sync_run
 
+    check_number("--wandb-timeout", args.wandb_timeout, above=0)
     if args.run_ids:
         runs = [RunDir(args.results_dir, run_id) for run_id in args.run_ids]
         missing = [run.run_id for run in runs if not run.config.exists()]
@@ -57,7 +62,12 @@ def main(args, mode: str = "online") -> int:
             continue
         try:
             done = sync_run(
-                run, mode=mode, project=args.wandb_project, entity=args.wandb_entity, log_model=args.wandb_log_model
+                run,
+                mode=mode,
+                project=args.wandb_project,
+                entity=args.wandb_entity,
+                log_model=args.wandb_log_model,
+                timeout=args.wandb_timeout,
             )
         except SuiteError:
             raise

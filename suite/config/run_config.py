@@ -164,3 +164,4 @@ class RunOptions:
     wandb_entity: str | None = None  # None: $WANDB_ENTITY, else the account's default
     wandb_group: str | None = None
     wandb_log_model: bool = False  # log best.pt as a W&B model artifact
+    wandb_timeout: float = 15.0  # seconds an online W&B init may take before the run logs offline

@@ -30,11 +30,8 @@ _FASHION_FILES = [
 _CIFAR = {"cifar10": ("CIFAR10", "CIFAR-10"), "cifar100": ("CIFAR100", "CIFAR-100")}
 
 
-def _fetch_hint(call: str, what: str, into: Path) -> str:
-    return (
-        f"run 'python -c \"import torchvision; torchvision.datasets.{call}\"' on a machine "
-        f"with internet and copy {what} into {into}"
-    )
+def _fetch_hint(name: str, data_dir: Path) -> str:
+    return f"run 'suite data download {name} --data-dir DIR' on a machine with internet, then copy DIR's contents into {data_dir}"
 
 
 def _first_mismatch(folder: Path, files: list[tuple[str, str]]) -> Path | None:
@@ -65,7 +62,7 @@ def load_cifar(name: str, data_dir: Path, download: bool):
     folder = data_dir / cls.base_folder
     files = [(f, md5) for f, md5 in cls.train_list + cls.test_list]
     files.append((cls.meta["filename"], cls.meta["md5"]))
-    fix = _fetch_hint(f'{tv_class}(\\"{data_dir}\\", download=True)', f"the folder {cls.base_folder}", data_dir)
+    fix = _fetch_hint(name, data_dir)
     obtain(
         pretty,
         folder,
@@ -89,7 +86,7 @@ def load_svhn(data_dir: Path, download: bool):
     out = []
     for split in ("train", "test"):
         _, fname, md5 = cls.split_list[split]
-        fix = _fetch_hint(f'SVHN(\\"{folder}\\", split=\\"{split}\\", download=True)', fname, folder)
+        fix = _fetch_hint("svhn", data_dir)
         obtain(
             f"SVHN {split} set ({fname})",
             folder,
@@ -121,31 +118,35 @@ def _read_idx(path: Path, reader, staging: Path) -> torch.Tensor:
         raise corrupt(path, exc) from exc
 
 
+def fashion_mnist_folders(data_dir: Path) -> list[Path]:
+    """Where Fashion-MNIST is looked for, in order: the data folder's own copy, Debian's, torchvision's."""
+    return [data_dir / "fashion-mnist", SYSTEM_DIR, data_dir / "FashionMNIST" / "raw"]
+
+
+def locate_fashion_mnist(data_dir: Path) -> tuple[Path, list[Path]] | None:
+    """The first folder holding all four Fashion-MNIST files (gzipped or not), and the files."""
+    for folder in fashion_mnist_folders(data_dir):
+        paths = [_find(folder, n) for n in _FASHION_FILES]
+        if all(p is not None for p in paths):
+            return folder, paths
+    return None
+
+
 def load_fashion_mnist(data_dir: Path, download: bool):
     from torchvision.datasets import FashionMNIST
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
-    candidates = [data_dir / "fashion-mnist", SYSTEM_DIR, data_dir / "FashionMNIST" / "raw"]
-
-    def located():
-        for folder in candidates:
-            paths = [_find(folder, n) for n in _FASHION_FILES]
-            if all(p is not None for p in paths):
-                return folder, paths
-        return None
-
-    fix = "install the Debian package dataset-fashion-mnist, or " + _fetch_hint(
-        f'FashionMNIST(\\"{data_dir}\\", download=True)', "the folder FashionMNIST", data_dir
-    )
+    candidates = fashion_mnist_folders(data_dir)
+    fix = "install the Debian package dataset-fashion-mnist, or " + _fetch_hint("fashion_mnist", data_dir)
     obtain(
         "Fashion-MNIST",
         ", ".join(str(c) for c in candidates),
-        lambda: located() is not None,
+        lambda: locate_fashion_mnist(data_dir) is not None,
         download,
         lambda: FashionMNIST(root=str(data_dir), download=True),
         fix,
     )
-    folder, paths = located()
+    folder, paths = locate_fashion_mnist(data_dir)
     readers = [read_image_file, read_label_file] * 2
     with tempfile.TemporaryDirectory(prefix="suite-fashion-mnist-") as staging:
         train_x, train_y, test_x, test_y = (_read_idx(p, r, Path(staging)) for p, r in zip(paths, readers))

@@ -9,6 +9,7 @@ the last-epoch model on the test set.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import traceback
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig, RunOptions
 from ..data import DeviceLoader, load_splits
 from ..data.inject import inject
-from ..errors import SuiteError, warn
+from ..errors import SuiteError, error_line, warn
 from ..eval import autoattack_accuracy, clean_accuracy, pgd_robust, robust_accuracy
 from ..eval.diagnostics import co_diagnostics
 from ..eval.pgd import percent
@@ -30,7 +31,15 @@ from ..methods import get_method
 from ..methods import precision as method_precision
 from ..methods.perturbation import drawing_from
 from ..models import build_model
-from ..store import RunDir, load_checkpoint, save_checkpoint, write_json, write_jsonl, write_summary
+from ..store import (
+    RunDir,
+    atomic_write_bytes,
+    load_checkpoint,
+    save_checkpoint,
+    write_json,
+    write_jsonl,
+    write_summary,
+)
 from ..store.status import RunStatus
 from .callbacks import Callback, RunPruned
 from .cuda_graphs import GraphedIteration, make_sgd, tensor_learning_rates
@@ -51,6 +60,7 @@ def execute(config: RunConfig, options: RunOptions | None = None, callbacks: lis
     options = options or RunOptions()
     config = config.resolved()
     run = RunDir(options.results_dir, config.run_id)
+    run.refuse_links()
     if not options.force and run.is_finished():
         return skip_finished(run)
     device = pick_device(options.device)
@@ -267,8 +277,9 @@ class Trainer:
             )
             raise
         except BaseException as err:
-            record.update(status=RunStatus.FAILED.value, error=f"{type(err).__name__}: {err}")
-            (run.path / "error.txt").write_text(traceback.format_exc())
+            record.update(status=RunStatus.FAILED.value, error=error_line(err))
+            with contextlib.suppress(OSError):  # a full disk may not take it; the summary says why
+                atomic_write_bytes(run.path / "error.txt", traceback.format_exc().encode())
             raise
         finally:
             record["finished"] = now()

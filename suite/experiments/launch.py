@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config import RunConfig, RunOptions
 from ..engine.callbacks import Callback
-from ..errors import SuiteError
+from ..errors import SuiteError, error_line
 from .sharing import SHARES, default_sharing
 from .sweep import SweepSpec
 
@@ -119,7 +119,7 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
         return {"status": "skipped", "reason": "running elsewhere"}
     except Exception as err:  # noqa: BLE001  (any failure of one run is reported, not raised)
         traceback.print_exc()
-        return {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+        return {"status": "failed", "reason": error_line(err)}
     if journal.run_id is None:  # never started: another process finished it meanwhile
         return {"status": "skipped", "reason": "finished"}
     if summary.get("status") != "finished":

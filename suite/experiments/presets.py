@@ -129,11 +129,14 @@ def study_overrides(overrides, extra=()) -> list[str]:
     return [item for item in overrides if plain(item)] + list(extra)
 
 
-def make_plan(preset: Preset, overrides=(), study_set=(), sweeps_dir: Path | None = None) -> Plan:
-    """Load (and so validate) the preset's specs with the overrides."""
-    from .sweep import load_spec
+def make_plan(
+    preset: Preset, overrides=(), study_set=(), sweeps_dir: Path | None = None, *, max_runs: int | None = None
+) -> Plan:
+    """Load (and so validate) the preset's specs with the overrides; ``max_runs`` caps each sweep's grid."""
+    from .sweep import DEFAULT_MAX_RUNS, load_spec
 
-    specs = [load_spec(spec_path(name, sweeps_dir), list(overrides)) for name in preset.sweeps]
+    cap = max_runs or DEFAULT_MAX_RUNS
+    specs = [load_spec(spec_path(name, sweeps_dir), list(overrides), max_runs=cap) for name in preset.sweeps]
     study = None
     if preset.study:
         from .tune import load_spec as load_study

@@ -23,6 +23,8 @@ key from the best trial of a tuning study (``suite.experiments.tune.best_params`
 ``ll_step`` to ``lmbda``, take both: ``--set lmbda=best:S --set ll_step=best:S``.
 
 Everything is checked before anything starts; a bad key or value is reported with its line.
+A grid holds at most ``max_runs`` cells (``DEFAULT_MAX_RUNS``; ``suite sweep --max-runs N`` raises
+it): the product of the axes' lengths is checked before a single cell is made.
 
 Launching the runs is :mod:`suite.experiments.launch`'s job.
 """
@@ -35,11 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import RunConfig
+from ..config.checks import check_number
 from ..config.settings import canonical, method_hparams, parse_setting, split_settings
 from ..errors import SuiteError
 from .spec_file import SpecFile, read_spec
 
 TOP_KEYS = ("name", "description", "base", "grid", "overrides")
+DEFAULT_MAX_RUNS = 10_000  # grid cells; the shipped sweeps have at most a few hundred
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig) if f.name != "hparams"}
 
 
@@ -106,23 +110,46 @@ def _resolve_best(key, value, results_dir=None):
     return params[key]
 
 
-def _axis(key, value, loc, check: SpecFile) -> list:
-    """A grid axis as a list; ``seeds: N`` means seeds 0..N-1."""
+def _axis(key, value, loc, check: SpecFile, max_runs: int) -> list:
+    """A grid axis as a list; ``seeds: N`` means seeds 0..N-1 (N at least 1 and at most ``max_runs``)."""
     if key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            check.fail(loc, f"seeds must be a count of at least 1 (seeds 0..N-1) or a list of seeds, got {value}")
+        if value > max_runs:
+            check.fail(loc, f"seeds: {value:,} is more runs than the cap of {max_runs:,}; {MAX_RUNS_HINT}")
         return list(range(value))
+    if isinstance(value, dict):
+        check.fail(loc, f"grid axis {key!r} must be a list of values (or one value), got a mapping {value!r}")
     values = list(value) if isinstance(value, (list, tuple)) else [value]
     if not values:
         check.fail(loc, f"grid axis {key!r} has no values")
     return values
 
 
-def load_spec(path, overrides: list[str] = (), *, results_dir=None) -> SweepSpec:
+MAX_RUNS_HINT = "raise it with --max-runs if you mean it, or make the grid smaller"
+
+
+def check_grid_size(grid: dict, max_runs: int, check: SpecFile) -> int:
+    """The number of grid cells, refused past ``max_runs`` before any cell is made."""
+    cells = 1
+    for values in grid.values():
+        cells *= len(values)
+    if cells > max_runs:
+        axes = " x ".join(f"{len(values)} {key}" for key, values in grid.items())
+        check.fail(
+            ("grid",), f"the grid has {cells:,} runs ({axes}), more than the cap of {max_runs:,}; {MAX_RUNS_HINT}"
+        )
+    return cells
+
+
+def load_spec(path, overrides: list[str] = (), *, results_dir=None, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
     """Read, validate and expand a sweep spec; ``overrides`` are ``key=value`` strings (``--set``).
 
     ``results_dir``: where tuning studies named by ``best:<study spec>`` values live
-    (default: ``results``).
+    (default: ``results``). ``max_runs``: the most grid cells the spec may have.
     """
     path = Path(path)
+    check_number("--max-runs", max_runs, integer=True, minimum=1)
     check = read_spec(path, "sweep spec")
     check.top_keys(TOP_KEYS, "sweep spec")
     data = check.data
@@ -151,7 +178,8 @@ def load_spec(path, overrides: list[str] = (), *, results_dir=None) -> SweepSpec
         key = canonical(key, check.where(("grid", key)))
         check.key(key, ("grid", key), ("seeds",))
         axis = "seed" if key == "seeds" else key
-        grid[axis] = [entry(axis, v, ("grid", key, i)) for i, v in enumerate(_axis(key, value, ("grid", key), check))]
+        values = _axis(key, value, ("grid", key), check, max_runs)
+        grid[axis] = [entry(axis, v, ("grid", key, i)) for i, v in enumerate(values)]
     rules = []
     for i, rule in enumerate(section("overrides", list)):
         if (
@@ -180,11 +208,12 @@ def load_spec(path, overrides: list[str] = (), *, results_dir=None) -> SweepSpec
         check.key(key, flag, ("seeds",))
         if key == "seeds" or key in grid or isinstance(value, (list, tuple)):
             axis = "seed" if key == "seeds" else key
-            grid[axis] = [entry(axis, v, flag) for v in _axis(key, value, flag, check)]
+            grid[axis] = [entry(axis, v, flag) for v in _axis(key, value, flag, check, max_runs)]
             pinned.pop(axis, None)
         else:
             pinned[key] = entry(key, value, flag)
 
+    check_grid_size(grid, max_runs, check)
     spec = SweepSpec(
         name=name,
         path=path,

@@ -3,7 +3,10 @@
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot, no GUI backend,
 no global state), in one style, with one colour per method kept across every figure and one
 method order (:mod:`.palette`). Each function returns None when its input has nothing to plot.
-Settings (dataset x arch) are drawn as separate panels.
+Settings (dataset x arch) are drawn as separate panels, titled with readable names
+(:mod:`.names`). Every band and error bar is a 95% t-based confidence interval over seeds
+(:mod:`.stats`), and the legend says so; the figures draw the finished runs of the tables' cells
+(:mod:`.cells`).
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 
 from ..store.status import RunStatus
+from . import cells as cell_rules
 from .co import NOT_JUDGED
+from .names import setting_title
 from .palette import METHOD_COLORS, color, method_label, method_rank  # noqa: F401  (METHOD_COLORS: re-exported)
+from .stats import MIN_SEEDS, interval
 
 STYLE = {
     "font.size": 9,
@@ -35,6 +41,7 @@ STYLE = {
     "lines.markersize": 5,
 }
 EPS_LABEL = "training and test ε (/255)"
+CI_LABEL = "95% CI over seeds (t)"
 EPS_MARKERS = ["o", "s", "^", "D", "v", "P", "*", "h"]
 
 
@@ -92,41 +99,59 @@ def _legend_outside(fig, methods, extra=(), columns: int = 4):
 @styled
 def robust_vs_eps(summary: pd.DataFrame) -> Figure | None:
     """(1) Robust test accuracy against training eps, one colour per method: PGD of the
-    early-stopped model solid (band: ± std over seeds), of the last-epoch model dashed; AutoAttack
-    (where measured) dotted, early-stopped filled triangles, last epoch hollow. Catastrophic
-    overfitting shows as a dashed line falling away from its solid one. Standard training has no
-    last-epoch line: it is not judged for CO (its robustness early on is incidental). Cells whose
-    runs differ in their hyperparameters (a tuning study's trials) are left out; the λ figure
-    shows those."""
+    early-stopped model solid (band: its 95% confidence interval over seeds, none for one seed), of
+    the last-epoch model dashed; AutoAttack (where measured) dotted, early-stopped filled triangles,
+    last epoch hollow. A setting run at a single eps shows its methods side by side, each PGD point
+    with its 95% interval as an error bar. Catastrophic overfitting shows as a dashed line (a hollow
+    square) falling away from its solid one. Standard training has no last-epoch line: it is not
+    judged for CO (its robustness early on is incidental). Where a method and eps have several
+    configurations (labelled cells, e.g. a tuning study's trials) they are left out: the tables list
+    them, the λ figure draws a study."""
     summary = summary[summary["variant"] == ""].dropna(subset=["ra_pgd_mean"])
     if summary.empty:
         return None
     settings = by_setting(summary)
     fig, axes = _panels(len(settings))
-    any_aa = False
+    any_aa = any_band = any_bar = False
     for ax, ((dataset, arch), cell) in zip(axes, settings):
-        for method, line in cell.groupby("method", sort=False):
-            line = line.sort_values("eps")
+        eps_values = sorted(set(cell["eps"]))
+        methods = _methods(cell)
+        single = len(eps_values) == 1  # side by side, each with an error bar
+        step = 0.04 * eps_values[0]
+        for i, method in enumerate(methods):
+            line = cell[cell["method"] == method].sort_values("eps")
+            x = line["eps"] + ((i - (len(methods) - 1) / 2) * step if single else 0.0)
             c = color(method)
-            ax.plot(line["eps"], line["ra_pgd_mean"], "-o", color=c, label=method_label(method))
-            ax.fill_between(
-                line["eps"],
-                line["ra_pgd_mean"] - line["ra_pgd_std"].fillna(0),
-                line["ra_pgd_mean"] + line["ra_pgd_std"].fillna(0),
-                color=c,
-                alpha=0.15,
-                lw=0,
-            )
             judged = method not in NOT_JUDGED
+            ax.plot(x, line["ra_pgd_mean"], "-o", color=c, label=method_label(method))
+            if single:
+                for column in ("ra_pgd", "last_ra_pgd") if judged else ("ra_pgd",):
+                    if line[f"{column}_ci"].notna().any():
+                        any_bar = True
+                        ax.errorbar(
+                            x, line[f"{column}_mean"], yerr=line[f"{column}_ci"], fmt="none", ecolor=c, capsize=3
+                        )
+            elif line["ra_pgd_ci"].notna().any():
+                any_band = True
+                ax.fill_between(
+                    x,
+                    line["ra_pgd_mean"] - line["ra_pgd_ci"],
+                    line["ra_pgd_mean"] + line["ra_pgd_ci"],
+                    color=c,
+                    alpha=0.15,
+                    lw=0,
+                )
             if judged:
-                ax.plot(line["eps"], line["last_ra_pgd_mean"], "--s", color=c, mfc="none")
+                ax.plot(x, line["last_ra_pgd_mean"], "--s", color=c, mfc="none")
             for column, style, fill in (("ra_aa_mean", ":^", c), ("last_ra_aa_mean", ":v", "none")):
                 if column in line and line[column].notna().any() and (judged or column == "ra_aa_mean"):
-                    measured = line.dropna(subset=[column])
-                    ax.plot(measured["eps"], measured[column], style, color=c, mfc=fill)
+                    measured = line[line[column].notna()]
+                    ax.plot(x[measured.index], measured[column], style, color=c, mfc=fill)
                     any_aa = True
-        ax.set(title=f"{dataset}, {arch}", xlabel=EPS_LABEL, ylabel="robust test accuracy (%)")
-        ax.set_xticks(sorted(set(cell["eps"])))
+        ax.set(title=setting_title(dataset, arch), xlabel=EPS_LABEL, ylabel="robust test accuracy (%)")
+        ax.set_xticks(eps_values)
+        if single:
+            ax.set_xlim(eps_values[0] - len(methods) * step, eps_values[0] + len(methods) * step)
     extra = [
         Line2D([], [], color="k", ls="-", marker="o", label="PGD, early-stopped"),
         Line2D([], [], color="k", ls="--", mfc="none", marker="s", label="PGD, last epoch"),
@@ -136,6 +161,10 @@ def robust_vs_eps(summary: pd.DataFrame) -> Figure | None:
             Line2D([], [], color="k", ls=":", marker="^", label="AutoAttack, early-stopped"),
             Line2D([], [], color="k", ls=":", marker="v", mfc="none", label="AutoAttack, last epoch"),
         ]
+    if any_band:
+        extra.append(Patch(color="0.6", alpha=0.35, label=f"band: {CI_LABEL}, PGD early-stopped"))
+    if any_bar:
+        extra.append(Line2D([], [], color="0.3", marker="|", ls="none", markersize=10, label=f"error bar: {CI_LABEL}"))
     _legend_outside(fig, _methods(summary), extra, columns=2 * min(len(settings), 3))
     return fig
 
@@ -160,11 +189,11 @@ def _curve_grid(
     runs: pd.DataFrame, histories: dict[str, pd.DataFrame], panels: dict[str, str], skip=frozenset()
 ) -> Figure | None:
     """Small multiples: one row per setting x eps, one column per metric of ``panels``; per method
-    the mean over seeds (line) and their range (band); an X at each run's CO epoch on its own
-    value (dotted vertical lines where a panel's metric was not logged that epoch)."""
-    runs = runs[runs["run_id"].isin(list(histories)) & ~runs["method"].isin(list(skip))]
-    if "variant" in runs:
-        runs = runs[runs["variant"] == ""]
+    the mean over seeds (line) and its 95% confidence interval (band); an X at each run's CO epoch
+    on its own value (dotted vertical lines where a panel's metric was not logged that epoch). The
+    finished runs of single-configuration cells only (:mod:`.cells`)."""
+    runs = cell_rules.prepared(runs)
+    runs = runs[runs["run_id"].isin(list(histories)) & ~runs["method"].isin(list(skip)) & (runs["variant"] == "")]
     rows = [
         (setting, eps, group) for setting, cell in by_setting(runs) for eps, group in cell.groupby("eps", sort=True)
     ]
@@ -172,10 +201,10 @@ def _curve_grid(
         return None
     fig = Figure(figsize=(3.3 * len(panels), 2.5 * len(rows) + 0.6), layout="constrained")
     axes = fig.subplots(len(rows), len(panels), squeeze=False)
-    collapsed = False
+    collapsed = banded = False
     for row_axes, ((dataset, arch), eps, group) in zip(axes, rows):
         stacked = _stacked_histories(group, histories)
-        row_axes[0].set_title(f"{dataset}, {arch}, ε = {eps:g}/255", loc="left")
+        row_axes[0].set_title(f"{setting_title(dataset, arch)}, ε = {eps:g}/255", loc="left")
         for ax, (column, label) in zip(row_axes, panels.items()):
             ax.set(xlabel="epoch", ylabel=label)
             if column not in stacked or stacked[column].isna().all():
@@ -185,9 +214,14 @@ def _curve_grid(
                 rows_m = stacked[stacked["method"] == method].dropna(subset=[column])
                 if rows_m.empty:
                     continue
-                stats = rows_m.groupby("epoch")[column].agg(["mean", "min", "max"]).reset_index()
-                ax.plot(stats["epoch"], stats["mean"], color=color(method), marker="." if len(stats) < 12 else None)
-                ax.fill_between(stats["epoch"], stats["min"], stats["max"], color=color(method), alpha=0.18, lw=0)
+                by_epoch = [(epoch, interval(v)) for epoch, v in rows_m.groupby("epoch")[column]]
+                epochs = [e for e, _ in by_epoch]
+                means = np.array([i.mean for _, i in by_epoch])
+                halves = np.array([i.half for _, i in by_epoch])
+                ax.plot(epochs, means, color=color(method), marker="." if len(epochs) < 12 else None)
+                if np.isfinite(halves).any():
+                    banded = True
+                    ax.fill_between(epochs, means - halves, means + halves, color=color(method), alpha=0.18, lw=0)
             for run in group.itertuples():
                 if pd.isna(run.co) or not run.co:
                     continue
@@ -206,7 +240,7 @@ def _curve_grid(
                     )
                 else:
                     ax.axvline(run.co_epoch, color=color(run.method), ls=":", lw=1)
-    extra = [Patch(color="0.6", alpha=0.35, label="range over seeds (line: mean)")]
+    extra = [Patch(color="0.6", alpha=0.35, label=f"band: {CI_LABEL} (line: mean)")] if banded else []
     if collapsed:
         extra.append(Line2D([], [], color="0.4", marker="X", mec="k", ls="none", label="epoch of CO (per run)"))
     _legend_outside(fig, _methods(runs), extra, columns=2 * len(panels))
@@ -216,7 +250,7 @@ def _curve_grid(
 @styled
 def epoch_curves(runs: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> Figure | None:
     """(2) Per-epoch validation PGD (left) and clean (right) accuracy of every method at every eps
-    (one row per setting and eps): the mean over seeds as a line, their range as a band; an X marks
+    (one row per setting and eps): the mean over seeds as a line, its 95% CI as a band; an X marks
     each run's epoch of catastrophic overfitting, where its CO verdict fires. Standard training is
     drawn but not judged: its robust accuracy fades as it fits the clean data, which is not CO."""
     return _curve_grid(runs, histories, EPOCH_PANELS)
@@ -227,7 +261,7 @@ def co_diagnostics(runs: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> Fi
     """(2b) The catastrophic-overfitting diagnostics per epoch, beside the curves above (same rows):
     PGD accuracy on fixed training points, the cosine between the FGSM and the PGD perturbation of
     those points, and the gradient-alignment cosine (GradAlign's: input gradients at the point and
-    at a random point of the ε-ball); mean over seeds and their range, an X at each run's epoch of
+    at a random point of the ε-ball); mean over seeds and its 95% CI, an X at each run's epoch of
     collapse. At CO the training PGD accuracy and both cosines fall with the validation robustness:
     the single step no longer approximates the inner maximum. Standard training is left out (not
     judged)."""
@@ -257,7 +291,11 @@ def clean_vs_robust(runs: pd.DataFrame) -> Figure | None:
                         alpha=0.85,
                         edgecolors="none",
                     )
-        ax.set(title=f"{dataset}, {arch}", xlabel="clean test accuracy (%)", ylabel="PGD robust test accuracy (%)")
+        ax.set(
+            title=setting_title(dataset, arch),
+            xlabel="clean test accuracy (%)",
+            ylabel="PGD robust test accuracy (%)",
+        )
         _method_legend(
             ax,
             _methods(cell),
@@ -357,8 +395,8 @@ def lambda_sensitivity(trials: pd.DataFrame, method: str = "fast_bat") -> Figure
 
 @styled
 def training_cost(cost: pd.DataFrame) -> Figure | None:
-    """(5) Mean seconds per training epoch by method (error bar: std over runs), annotated with
-    the ratio to Fast-AT in the same setting."""
+    """(5) Mean seconds per training epoch by method (error bar: its 95% confidence interval over
+    the runs), annotated with the ratio to Fast-AT in the same setting."""
     cost = cost.dropna(subset=["seconds_mean"])
     if cost.empty:
         return None
@@ -369,12 +407,88 @@ def training_cost(cost: pd.DataFrame) -> Figure | None:
         bars = ax.bar(
             x,
             cell["seconds_mean"],
-            yerr=cell["seconds_std"].fillna(0),
+            yerr=cell["seconds_ci"].fillna(0),
             capsize=3,
             color=[color(m) for m in cell["method"]],
         )
         labels = ["" if pd.isna(r) else f"×{r:.2f}" for r in cell["rel_fast_at"]]
         ax.bar_label(bars, labels=labels, padding=2, fontsize=8)
         ax.set_xticks(x, [method_label(m) for m in cell["method"]])
-        ax.set(title=f"{dataset}, {arch}", ylabel="training time per epoch (s)")
+        ax.set(title=setting_title(dataset, arch), ylabel="training time per epoch (s)")
+    fig.legend(
+        handles=[
+            Line2D([], [], color="k", marker="|", ls="none", markersize=10, label="error bar: 95% CI over runs (t)")
+        ],
+        loc="outside lower center",
+    )
+    return fig
+
+
+@styled
+def paired_differences(paired: pd.DataFrame, baseline: str) -> Figure | None:
+    """(6) A forest plot of the paired comparison with the baseline (``suite report --baseline``):
+    per setting (rows) and metric (columns), each method and eps's mean per-seed difference from the
+    baseline (points; right of the dashed zero line: above the baseline) with its 95% confidence
+    interval as an error bar; filled where the Holm-adjusted paired t-test says it differs, hollow
+    where it does not, grey where fewer than 3 seeds pair up (no test). Comparisons of a single pair
+    have no interval and are left out."""
+    shown = paired[paired["pairs"] >= 2] if paired is not None and len(paired) else None
+    if shown is None or shown.empty:
+        return None
+    metrics = [m for m in dict.fromkeys(shown["metric"])]
+    settings = by_setting(shown)
+    heights = [1.0 + 0.28 * len(cell.drop_duplicates(["method", "variant", "eps"])) for _, cell in settings]
+    fig = Figure(figsize=(3.3 * len(metrics), sum(heights) + 0.9), layout="constrained")
+    axes = fig.subplots(len(settings), len(metrics), squeeze=False, gridspec_kw={"height_ratios": heights})
+    for row_axes, ((dataset, arch), cell) in zip(axes, settings):
+        entries = list(
+            dict.fromkeys(
+                (m, v, e)
+                for m, v, e in sorted(
+                    zip(cell["method"], cell["variant"], cell["eps"]),
+                    key=lambda k: (method_rank(k[0]), k[0], k[1], k[2]),
+                )
+            )
+        )
+        names = [f"{method_label(m)}{f' ({v})' if v else ''}, ε {e:g}" for m, v, e in entries]
+        for ax, metric in zip(row_axes, metrics):
+            ax.axvline(0.0, color="k", ls="--", lw=1)
+            for y, (method, variant, eps) in enumerate(entries):
+                hit = cell[
+                    (cell["metric"] == metric)
+                    & (cell["method"] == method)
+                    & (cell["variant"] == variant)
+                    & (cell["eps"] == eps)
+                ]
+                for r in hit.itertuples():
+                    tested = r.pairs >= MIN_SEEDS and not pd.isna(r.p_holm)
+                    c = color(method) if tested else "0.6"
+                    ax.errorbar(
+                        [r.difference],
+                        [y],
+                        xerr=[[r.ci], [r.ci]],
+                        fmt="o",
+                        color=c,
+                        mfc=c if r.verdict in ("higher", "lower") else "white",
+                        capsize=3,
+                    )
+            ax.set_yticks(range(len(entries)), names if ax is row_axes[0] else [""] * len(entries))
+            ax.set_ylim(len(entries) - 0.5, -0.5)
+            ax.set_title(f"{setting_title(dataset, arch)}\n{metric}", loc="left")
+            ax.set_xlabel(f"difference from {method_label(baseline)} (points)")
+    legend = [
+        Line2D([], [], color="0.3", marker="o", ls="none", label="Holm-adjusted p < 0.05"),
+        Line2D([], [], color="0.3", marker="o", mfc="white", ls="none", label="no difference shown"),
+        Line2D([], [], color="0.6", marker="o", mfc="white", ls="none", label=f"fewer than {MIN_SEEDS} pairs: no test"),
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            marker="|",
+            ls="none",
+            markersize=10,
+            label="error bar: 95% CI of the mean paired difference (t)",
+        ),
+    ]
+    fig.legend(handles=legend, loc="outside lower center", ncol=2)
     return fig

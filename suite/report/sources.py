@@ -1,8 +1,10 @@
 """Where a report's runs come from: local run records (default) or a W&B project.
 
 Both sources produce the same :class:`RunSet`: the ``runs_dataframe`` columns plus
-``epochs``, ``protocol`` (a dict), the CO verdict (``co``, ``co_epoch``) and a per-run
-history of epoch rows, so every table and figure works the same on either.
+``epochs``, ``protocol`` (a dict), ``config`` (the run's resolved configuration, a dict: what
+makes a cell, :mod:`.cells`), ``finished_at`` (when the run ended), ``method_code`` (None where
+the record has none), the CO verdict (``co``, ``co_epoch``) and a per-run history of epoch rows,
+so every table and figure works the same on either.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def data_label(dataset: str, inject_beta) -> str:
 def finalize(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], source: str) -> RunSet:
     """Add the CO verdict columns and order the rows; shared by every source."""
     runs = runs.copy()
+    for column in ("config", "finished_at", "method_code"):  # older records and sources lack some
+        if column not in runs:
+            runs[column] = None
     if "inject_beta" in runs:
         runs["dataset"] = [data_label(d, b) for d, b in zip(runs["dataset"], runs["inject_beta"])]
     verdicts = [
@@ -56,12 +61,14 @@ def finalize(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], source: str
 def load_local(results_dir: Path, run_ids=None, **filters) -> RunSet:
     """The local run records under ``<results_dir>/runs/`` selected by run id and filters."""
     frame = filter_runs(runs_dataframe(results_dir), run_ids, **filters)
-    protocols, betas, histories = [], [], {}
+    protocols, betas, configs, finished_at, histories = [], [], [], [], {}
     for row in frame.itertuples():
         run = RunDir(results_dir, row.run_id)
         summary, config = run.read_summary() or {}, read_json(run.config)
         protocols.append(summary.get("protocol") or config.get("protocol") or {})
-        betas.append((config.get("config") or {}).get("inject_beta"))
+        configs.append(config.get("config") or {})
+        betas.append(configs[-1].get("inject_beta"))
+        finished_at.append(summary.get("finished"))
         try:
             rows = read_jsonl(run.metrics) if row.status != RunStatus.INCOMPLETE else []
         except SuiteError as err:  # an unfinished run's damaged curve: left out, named
@@ -70,6 +77,8 @@ def load_local(results_dir: Path, run_ids=None, **filters) -> RunSet:
         if rows:
             histories[row.run_id] = pd.DataFrame(rows)
     frame["protocol"] = protocols
+    frame["config"] = pd.Series(configs, index=frame.index, dtype=object)
+    frame["finished_at"] = pd.Series(finished_at, index=frame.index, dtype=object)
     frame["inject_beta"] = pd.array(betas, dtype="Float64") if betas else pd.array([], dtype="Float64")
     return finalize(frame, histories, f"local run records under {Path(results_dir) / 'runs'}")
 

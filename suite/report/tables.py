@@ -1,7 +1,9 @@
 """The report's tables: our results over seeds, the paper's Table 1 beside them, training cost.
 
-Means and standard deviations are over the finished runs (seeds) of a cell; the standard
-deviation is the sample one (ddof=1), as papers report it, and undefined for a single seed.
+A cell is one configuration, seeds aside (:mod:`.cells`). Means, standard deviations and 95%
+confidence intervals are over its finished runs (seeds); the standard deviation is the sample one
+(ddof=1), as papers report it, and it and the interval are undefined for a single seed
+(:mod:`.stats`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from importlib import resources
 import pandas as pd
 
 from ..store.status import RunStatus
+from . import cells as cell_rules
 from .co import NOT_JUDGED
+from .names import arch_name, dataset_name, setting_title
 from .palette import method_label, method_rank
+from .stats import interval
 
 METRICS = {"sa": "SA", "ra_pgd": "RA-PGD", "ra_aa": "RA-AA"}  # the paper's
 # Ours: RA-PGD on AutoAttack's points too, beside RA-AA (RA-PGD covers all the test points evaluated).
@@ -26,10 +31,12 @@ PAPER_SETTING = {"dataset": "cifar10", "arch": "preact_resnet18"}  # the setting
 PAPER_EPOCHS, PAPER_PGD, PAPER_TEST_POINTS, MIN_SEEDS = "20", "PGD-50-10", "10000", 3
 PROTOCOL_RULE = (
     f"Ours is compared with the paper only where its protocol is the paper's: CIFAR-10, the reference's "
-    f"PreActResNet-18, {PAPER_EPOCHS} epochs, at least {MIN_SEEDS} seeds (the paper: 10), and for SA and RA-PGD "
+    f"PreActResNet-18, {PAPER_EPOCHS} epochs, the paper's training settings (batch 128, cyclic learning rate to "
+    f"0.2, momentum 0.9, weight decay 5e-4, every training point) and the method's default hyperparameters, at "
+    f"least {MIN_SEEDS} seeds (the paper: 10), and for SA and RA-PGD "
     f"({PAPER_PGD}) all {PAPER_TEST_POINTS} test points, for RA-AA AutoAttack (standard) on all "
-    f"{PAPER_TEST_POINTS} test points too. Otherwise the row names what differs instead of a verdict. Cells "
-    f"whose runs differ in their hyperparameters (a study's trials) are left out."
+    f"{PAPER_TEST_POINTS} test points too. Only such cells and metrics are listed; the others are named once, "
+    f"with what differs."
 )
 AA_TOLERANCE = 1e-9  # percent: AutoAttack is weaker than PGD when RA-AA exceeds RA-PGD on its points by more
 AA_WEAKER_RULE = (
@@ -49,51 +56,43 @@ def paper_table() -> pd.DataFrame:
         return pd.read_csv(handle, comment="#")
 
 
-def with_variants(runs: pd.DataFrame) -> pd.DataFrame:
-    """Add ``variant``: the hyperparameters (``hp_*``, and the network's ``dropout``) that differ
-    between runs of the same dataset, arch, method and eps, e.g. ``lmbda=1``; empty where they all agree."""
-    runs = runs.copy()
-    hp_columns = [c for c in runs.columns if c.startswith("hp_") or c == "dropout"]
-    labels = pd.Series("", index=runs.index, dtype=object)
-    for _, group in runs.groupby(["dataset", "arch", "method", "eps"], sort=False):
-        varying = [c for c in hp_columns if group[c].astype(str).nunique() > 1]
-        for index, row in group.iterrows():
-            labels[index] = ", ".join(
-                f"{c.removeprefix('hp_')}={row[c]:g}"
-                if isinstance(row[c], float)
-                else f"{c.removeprefix('hp_')}={row[c]}"
-                for c in varying
-            )
-    runs["variant"] = labels
-    return runs
-
-
 def _sort(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     key = lambda col: col.map(method_rank) if col.name == "method" else col  # noqa: E731
     return frame.sort_values(by, key=key).reset_index(drop=True)
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per dataset x arch x method x eps (x variant): n seeds, mean and std of every
-    metric for the early-stopped and the last-epoch model, seconds per epoch, CO count."""
-    finished = with_variants(runs[runs["status"] == RunStatus.FINISHED])
+    """One row per cell (dataset x arch x method x eps x configuration, :mod:`.cells`): n seeds,
+    mean, std and 95% CI half-width (``_ci``) of every metric for the early-stopped and the
+    last-epoch model, seconds per epoch, CO count, and whether its runs ran different method
+    code (``method_code_differs``; a record without one counts as a version of its own)."""
+    finished = cell_rules.prepared(runs)
+    finished = finished[finished["status"] == RunStatus.FINISHED]
     rows = []
-    for key, group in finished.groupby(CELL, sort=False):
-        row = dict(zip(CELL, key))
+    for _, group in finished.groupby("cell", sort=False):
+        first = group.iloc[0]
+        row = {key: first[key] for key in CELL}
         row.update(n=len(group), seeds=" ".join(str(s) for s in sorted(group["seed"])), **cell_protocol(group))
+        row["settings_vs_paper"] = settings_vs_paper(cell_rules.settings(first.to_dict()))
         for prefix in MODELS:
             for metric in SUMMARY_METRICS:
                 values = pd.to_numeric(
                     group.get(prefix + metric, pd.Series(index=group.index, dtype=float)), errors="coerce"
                 )
                 row[f"{prefix}{metric}_mean"], row[f"{prefix}{metric}_std"] = values.mean(), values.std(ddof=1)
+                row[f"{prefix}{metric}_ci"] = interval(values).half
         seconds = pd.to_numeric(group["epoch_seconds"], errors="coerce")
+        codes = group["method_code"] if "method_code" in group else pd.Series([None] * len(group))
         row.update(
             epoch_seconds_mean=seconds.mean(),
             epoch_seconds_std=seconds.std(ddof=1),
+            epoch_seconds_ci=interval(seconds).half,
             co_runs=int((group["co"] == True).sum()),  # noqa: E712  (nullable booleans: NA is not True)
             co_judged=int(group["co"].notna().sum()),
             aa_weaker_runs=sum(bool(m) for m in aa_weaker_models(group)),
+            cell=first["cell"],
+            pair=first["pair"],
+            method_code_differs=len({None if pd.isna(c) else c for c in codes}) > 1,
         )
         rows.append(row)
     columns = (
@@ -101,6 +100,8 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         + ["n", "seeds", *PROTOCOL_COLUMNS]
         + [f"{p}{m}_{s}" for p in MODELS for m in SUMMARY_METRICS for s in ("mean", "std")]
         + ["epoch_seconds_mean", "epoch_seconds_std", "co_runs", "co_judged", "aa_weaker_runs"]
+        + [f"{p}{m}_ci" for p in MODELS for m in SUMMARY_METRICS]
+        + ["epoch_seconds_ci", "cell", "pair", "method_code_differs", "settings_vs_paper"]
     )
     return _sort(pd.DataFrame(rows, columns=columns), ["dataset", "arch", "method", "eps", "variant"])
 
@@ -118,7 +119,7 @@ def comparison_table(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
     metric, the difference and the spread verdict where the protocol is the paper's
     (:data:`PROTOCOL_RULE`), else ``differs``: what is not the paper's (verdict None)."""
     paper = paper_table() if paper is None else paper
-    ours = summary[summary["variant"] == ""]
+    ours = summary
     paper = paper.rename(columns={c: f"paper_{c}" for c in paper.columns if c not in ("method", "eps")})
     merged = ours.merge(paper.astype({"eps": float}), on=["method", "eps"], how="inner")
     rows = []
@@ -132,6 +133,7 @@ def comparison_table(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
                     "arch": cell["arch"],
                     "method": cell["method"],
                     "eps": cell["eps"],
+                    "variant": cell["variant"],
                     "metric": label,
                     "n": cell["n"],
                     "ours_mean": mean,
@@ -148,6 +150,7 @@ def comparison_table(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
         "arch",
         "method",
         "eps",
+        "variant",
         "metric",
         "n",
         "ours_mean",
@@ -160,10 +163,39 @@ def comparison_table(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -
     ]
     if not rows:
         return pd.DataFrame(columns=columns)
-    return _sort(pd.DataFrame(rows, columns=columns), ["dataset", "arch", "method", "eps"])
+    return _sort(pd.DataFrame(rows, columns=columns), ["dataset", "arch", "method", "eps", "variant"])
 
 
 # -- the protocol of a cell, and what differs from the paper's ---------------------------------
+
+# The paper's training settings: RunConfig's defaults (suite/config/run_config.py).
+PAPER_TRAINING = ("batch_size", "lr", "lr_schedule", "momentum", "weight_decay", "train_points")
+
+
+def settings_vs_paper(run_settings: dict) -> str:
+    """The training settings and hyperparameters of a cell (:func:`suite.report.cells.settings`)
+    that are not the paper's: ``lr 0.05 (paper: 0.2); lmbda 1 (paper: 10)``; empty where all are.
+    A setting the record lacks (None) is not held against it; ``train_points`` None is all of them."""
+    from ..config.run_config import RunConfig
+    from ..errors import SuiteError
+    from ..methods import resolve_hparams
+
+    paper = RunConfig()
+    out = []
+    for name in PAPER_TRAINING:
+        value, default = run_settings.get(name), cell_rules.normal(getattr(paper, name))
+        if value is not None and value != default:
+            out.append(f"{name} {cell_rules.show(value, name)} (paper: {cell_rules.show(default, name)})")
+    try:
+        defaults = resolve_hparams(run_settings["method"], run_settings["eps"])
+    except (SuiteError, KeyError, TypeError):  # a method this version does not know: nothing to hold against it
+        defaults = {}
+    for name, default in defaults.items():
+        value = run_settings.get(cell_rules.HP + name)
+        if value is not None and value != cell_rules.normal(default):
+            out.append(f"{name} {cell_rules.show(value)} (paper: {cell_rules.show(cell_rules.normal(default))})")
+    return "; ".join(out)
+
 
 PROTOCOL_COLUMNS = ["epochs", "pgd", "test_points", "aa_points"]
 
@@ -203,6 +235,8 @@ def protocol_differences(cell: dict) -> dict[str, list[str]]:
         common.append(f"network {cell['arch']} (paper: {PAPER_SETTING['arch']})")
     if cell.get("epochs") != PAPER_EPOCHS:
         common.append(f"{cell.get('epochs')} epochs (paper: {PAPER_EPOCHS})")
+    if cell.get("settings_vs_paper"):
+        common += cell["settings_vs_paper"].split("; ")
     if cell["n"] < MIN_SEEDS:
         common.append(f"{cell['n']} seed{'s' if cell['n'] != 1 else ''} (needs at least {MIN_SEEDS}, paper: 10)")
     test_points = []
@@ -251,6 +285,47 @@ def verdict(differences: dict[str, list[str]], spread: dict[str, bool | None]) -
     )
 
 
+def paper_comparison_display(comparison: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """(the comparable rows of :func:`comparison_table` as strings: ours and the paper's mean ± std,
+    the difference and the spread verdict; one sentence naming every other cell and metric once,
+    grouped by what differs from the paper's protocol; empty when there are none)."""
+    comparable = comparison[comparison["differs"] == ""]
+    shown = pd.DataFrame(
+        {
+            "setting": [setting_title(d, a) for d, a in zip(comparable["dataset"], comparable["arch"])],
+            "method": method_names(comparable),
+            "eps (/255)": comparable["eps"].map("{:g}".format),
+            "metric (%)": comparable["metric"],
+            "n": comparable["n"],
+            "ours": [fmt_pm(m, s) for m, s in zip(comparable["ours_mean"], comparable["ours_std"])],
+            "paper": [fmt_pm(m, s) for m, s in zip(comparable["paper_mean"], comparable["paper_std"])],
+            "ours - paper": [f"{d:+.2f}" for d in comparable["delta"]],
+            "within the paper's spread": [{True: "yes", False: "NO"}.get(v, "—") for v in comparable["within_spread"]],
+        }
+    )
+    if len(shown.drop_duplicates("setting")) == 1:
+        shown = shown.drop(columns="setting")
+    reasons: dict[tuple, dict[str, list[str]]] = {}  # cell -> {what differs: the metrics it keeps out}
+    for row in comparison[comparison["differs"] != ""].itertuples():
+        cell = (row.dataset, row.arch, row.method, row.variant, row.eps)
+        for differs in row.differs.split("; "):
+            reasons.setdefault(cell, {}).setdefault(differs, []).append(row.metric)
+    groups: dict[tuple, dict[str, list[str]]] = {}  # (dataset, arch, why) -> {method: [eps]}
+    for (dataset, arch, method, variant, eps), why in reasons.items():
+        metrics = set().union(*why.values())
+        said = "; ".join(d + (f" [{', '.join(m)}]" if set(m) != metrics else "") for d, m in why.items())
+        name = method_label(method) + (f" ({variant})" if variant else "")
+        groups.setdefault((dataset, arch, said), {}).setdefault(name, []).append(f"{eps:g}")
+    parts = [
+        f"{setting_title(dataset, arch)}: "
+        + "; ".join(f"{name} at ε {', '.join(eps)}" for name, eps in by_method.items())
+        + f", because of {said}"
+        for (dataset, arch, said), by_method in groups.items()
+    ]
+    line = f"Not compared with the paper, as their protocol is not the paper's: {'. '.join(parts)}." if parts else ""
+    return shown, line
+
+
 def aa_weaker_models(runs: pd.DataFrame) -> list[str]:
     """Per run: its models (``early-stopped``, ``last epoch``) whose RA-AA is above their RA-PGD on
     the same points (:data:`AA_WEAKER_RULE`), joined by ", "; empty where there are none."""
@@ -274,31 +349,39 @@ def aa_weaker_models(runs: pd.DataFrame) -> list[str]:
 # -- Table 1 in the paper's layout -----------------------------------------------------------
 
 NOT_IN_PAPER = "not in the paper"
+SEVERAL = "several configurations (see the summary)"
 
 
 def table1(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
     """The paper's Table 1 layout for every (dataset, arch) setting that has a cell at one of its
     eps: one row per method (the paper's, then ours that it lacks, marked "not in the paper"); per
     eps, SA, RA-PGD, RA-AA and seconds per epoch, ours (mean ± std, early-stopped model) beside the
-    paper's, and the verdict (:func:`verdict`). Strings, ready for Markdown or HTML."""
+    paper's, and the verdict (:func:`verdict`); a method and eps of several cells says so
+    (:data:`SEVERAL`). Strings, for the CSV export."""
     paper = paper_table() if paper is None else paper
     paper = paper.astype({"eps": float}).set_index(["method", "eps"])
     eps_values = sorted(set(paper.index.get_level_values("eps")))
-    ours = summary[(summary["variant"] == "") & summary["eps"].isin(eps_values)]
+    ours = summary[summary["eps"].isin(eps_values)]
     paper_methods = list(dict.fromkeys(paper.index.get_level_values("method")))
     rows = []
     for (dataset, arch), setting in ours.groupby(["dataset", "arch"], sort=True):
+        several = setting.groupby(["method", "eps"]).size().loc[lambda n: n > 1].index
         cells = setting.set_index(["method", "eps"])
         methods = paper_methods + sorted(set(setting["method"]) - set(paper_methods), key=method_rank)
         for method in sorted(methods, key=method_rank):
             row = {"dataset": dataset, "arch": arch, "method": method_label(method)}
             for eps in eps_values:
                 head = f"ε={eps:g}"
-                cell = cells.loc[(method, eps)] if (method, eps) in cells.index else None
+                multiple = (method, eps) in several
+                cell = cells.loc[(method, eps)] if (method, eps) in cells.index and not multiple else None
                 known = (method, eps) in paper.index
                 for metric, label in METRICS.items():
                     row[f"{head} {label} ours"] = (
-                        "—" if cell is None else fmt_pm(cell[f"{metric}_mean"], cell[f"{metric}_std"])
+                        SEVERAL
+                        if multiple
+                        else "—"
+                        if cell is None
+                        else fmt_pm(cell[f"{metric}_mean"], cell[f"{metric}_std"])
                     )
                     row[f"{head} {label} paper"] = (
                         fmt_pm(paper.loc[(method, eps), f"{metric}_mean"], paper.loc[(method, eps), f"{metric}_std"])
@@ -306,13 +389,19 @@ def table1(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataF
                         else NOT_IN_PAPER
                     )
                 row[f"{head} s/epoch ours"] = (
-                    "—" if cell is None else fmt_pm(cell["epoch_seconds_mean"], cell["epoch_seconds_std"], 1)
+                    SEVERAL
+                    if multiple
+                    else "—"
+                    if cell is None
+                    else fmt_pm(cell["epoch_seconds_mean"], cell["epoch_seconds_std"], 1)
                 )
                 row[f"{head} s/epoch paper"] = (
                     fmt(paper.loc[(method, eps), "time_per_epoch_s"], 0) if known else NOT_IN_PAPER
                 )
                 if not known:
                     row[f"{head} vs paper"] = NOT_IN_PAPER
+                elif multiple:
+                    row[f"{head} vs paper"] = SEVERAL
                 elif cell is None:
                     row[f"{head} vs paper"] = "not run"
                 else:
@@ -323,8 +412,10 @@ def table1(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataF
 
 
 def cost_table(runs: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Seconds per training epoch by dataset x arch x method, its ratio to Fast-AT in the same
-    setting, and the paper's ratio (its seconds were measured on another GPU; only ratios compare)."""
+    """Seconds per training epoch by dataset x arch x method (over its runs at every eps: the cost of
+    an epoch does not depend on the budget), with the 95% CI half-width (``seconds_ci``), its ratio to
+    Fast-AT in the same setting, and the paper's ratio (its seconds were measured on another GPU; only
+    ratios compare)."""
     paper = paper_table() if paper is None else paper
     paper_seconds = paper.groupby("method")["time_per_epoch_s"].first()
     finished = runs[runs["status"] == RunStatus.FINISHED].copy()
@@ -334,6 +425,9 @@ def cost_table(runs: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.Data
         .agg(n="count", seconds_mean="mean", seconds_std=lambda s: s.std(ddof=1))
         .reset_index()
     )
+    frame["seconds_ci"] = [
+        interval(group).half for _, group in finished.groupby(["dataset", "arch", "method"])["epoch_seconds"]
+    ]
     reference = frame[frame["method"] == "fast_at"].set_index(["dataset", "arch"])["seconds_mean"]
     frame["rel_fast_at"] = [
         row.seconds_mean / reference.get((row.dataset, row.arch), math.nan) for row in frame.itertuples()
@@ -367,12 +461,16 @@ RUN_TABLE_COLUMNS = [
     "co",
     "co_epoch",
     "error",
+    "cell",
 ]
 
 
 def run_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Every selected run with its test metrics and CO verdict."""
-    return _sort(with_variants(runs)[RUN_TABLE_COLUMNS], ["dataset", "arch", "method", "eps", "seed"])
+    """Every selected run with its test metrics, CO verdict, cell and label (:mod:`.cells`, over
+    all the selected runs, finished or not)."""
+    return _sort(
+        cell_rules.with_cells(runs)[RUN_TABLE_COLUMNS], ["dataset", "arch", "method", "eps", "variant", "seed"]
+    )
 
 
 def protocol_notes(runs: pd.DataFrame) -> dict[str, str]:
@@ -412,41 +510,69 @@ def fmt(value, digits: int = 2) -> str:
     return "—" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def fmt_pm(mean, std, digits: int = 2) -> str:
-    """``45.47 ± 0.39``; the mean alone when the std is undefined; ``—`` when there is no mean."""
+def fmt_pm(mean, spread, digits: int = 2) -> str:
+    """``45.47 ± 0.39``; the mean alone when the spread (a std or a CI half-width) is undefined;
+    ``—`` when there is no mean."""
     if fmt(mean) == "—":
         return "—"
-    return fmt(mean, digits) if fmt(std) == "—" else f"{fmt(mean, digits)} ± {fmt(std, digits)}"
+    return fmt(mean, digits) if fmt(spread) == "—" else f"{fmt(mean, digits)} ± {fmt(spread, digits)}"
+
+
+class Mark(str):
+    """A table cell's text with a mark: ``best`` or ``tied`` (with the best). Each renderer draws
+    the mark its own way (Markdown ``**bold**`` / ``*italic*``, HTML, LaTeX)."""
+
+    def __new__(cls, text: str, kind: str | None = None):
+        mark = super().__new__(cls, text)
+        mark.kind = kind
+        return mark
+
+
+EMPTY = ("—", "")
+
+
+def drop_empty(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` without its columns that are empty (``—`` or blank) in every row, and their names."""
+    empty = [c for c in frame.columns if len(frame) and all(str(v) in EMPTY for v in frame[c])]
+    return frame.drop(columns=empty), empty
+
+
+def method_names(summary: pd.DataFrame) -> list[str]:
+    """A cell's method as a table names it: ``Fast-AT``, or ``Fast-AT (lr=0.05)`` for a labelled cell."""
+    return [method_label(m) + (f" ({v})" if v else "") for m, v in zip(summary["method"], summary["variant"])]
 
 
 def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary of one setting as strings, ready for Markdown or HTML."""
+    """The summary of one setting as strings (mean ± 95% CI over seeds), ready for Markdown or HTML."""
     out = pd.DataFrame({"method": summary["method"].map(method_label), "eps (/255)": summary["eps"].map("{:g}".format)})
     if (summary["variant"] != "").any():
-        out["variant"] = summary["variant"]
+        out["configuration"] = summary["variant"]
     out["n"] = summary["n"]
     for prefix, model in MODELS.items():
         for metric, label in SUMMARY_METRICS.items():
             out[f"{label} (%), {model}"] = [
-                fmt_pm(m, s) for m, s in zip(summary[f"{prefix}{metric}_mean"], summary[f"{prefix}{metric}_std"])
+                fmt_pm(m, h) for m, h in zip(summary[f"{prefix}{metric}_mean"], summary[f"{prefix}{metric}_ci"])
             ]
-    out["s/epoch"] = [fmt_pm(m, s, 1) for m, s in zip(summary["epoch_seconds_mean"], summary["epoch_seconds_std"])]
+    out["s/epoch"] = [fmt_pm(m, h, 1) for m, h in zip(summary["epoch_seconds_mean"], summary["epoch_seconds_ci"])]
     out["CO runs"] = [
         "n/a" if m in NOT_JUDGED else f"{c}/{j}"
         for c, j, m in zip(summary["co_runs"], summary["co_judged"], summary["method"])
     ]
-    out["AA weaker than PGD"] = [f"{w} run{'s' if w != 1 else ''}" if w else "" for w in summary["aa_weaker_runs"]]
+    if summary["aa_weaker_runs"].any():
+        out["AA weaker than PGD"] = [f"{w} run{'s' if w != 1 else ''}" if w else "" for w in summary["aa_weaker_runs"]]
+    if summary["method_code_differs"].any():
+        out["method code"] = ["differs between its runs" if d else "" for d in summary["method_code_differs"]]
     return out
 
 
 def display_cost(cost: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "dataset": cost["dataset"],
-            "arch": cost["arch"],
+            "dataset": cost["dataset"].map(dataset_name),
+            "arch": cost["arch"].map(arch_name),
             "method": cost["method"].map(method_label),
             "n": cost["n"],
-            "s/epoch": [fmt_pm(m, s, 1) for m, s in zip(cost["seconds_mean"], cost["seconds_std"])],
+            "s/epoch": [fmt_pm(m, h, 1) for m, h in zip(cost["seconds_mean"], cost["seconds_ci"])],
             "x Fast-AT (ours)": [fmt(r) for r in cost["rel_fast_at"]],
             "x Fast-AT (paper)": [fmt(r) for r in cost["paper_rel_fast_at"]],
         }

@@ -7,9 +7,11 @@ Reads what :class:`suite.tracking.WandbTracker` logs: the run configuration (wit
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
-from ..config.run_config import recorded_arch
+from ..config.run_config import RunConfig, recorded_arch
 from ..errors import SuiteError
 from ..store import filter_runs, model_metrics
 from ..store.runs_table import PROTOCOL_SETTINGS, RUN_COLUMNS
@@ -37,6 +39,17 @@ def _protocol(config: dict) -> dict:
     }
 
 
+def _run_config(config: dict) -> dict:
+    """The run settings among a W&B config's keys (it also holds ``run_id`` and the sweep's name),
+    hyperparameters nested as ``hparams`` (or flattened as ``hparams.<name>``)."""
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    out = {k: v for k, v in config.items() if k in names}
+    flat = {k.split(".", 1)[1]: v for k, v in config.items() if k.startswith("hparams.")}
+    if flat:
+        out["hparams"] = {**flat, **(out.get("hparams") or {})}
+    return out
+
+
 def wandb_row(run) -> tuple[dict, pd.DataFrame | None]:
     """One W&B run as a ``runs_dataframe`` row and its per-epoch history."""
     config = dict(run.config)
@@ -56,6 +69,9 @@ def wandb_row(run) -> tuple[dict, pd.DataFrame | None]:
         "epoch_seconds": _summary_value(summary, "epoch_seconds"),
         "error": _summary_value(summary, "error"),
         "wandb_id": run.id,
+        "config": _run_config(config),
+        "finished_at": _summary_value(summary, "finished") or getattr(run, "heartbeat_at", None),
+        "method_code": config.get("method_code") or _summary_value(summary, "method_code"),
     }
     row.update(model_metrics(lambda model, metric: _summary_value(summary, f"{model}/{metric}")))
     row.update({f"hp_{k}": v for k, v in (config.get("hparams") or {}).items()})

@@ -3,6 +3,9 @@
 Every file is written to a temporary name in its folder, flushed, fsynced and renamed into place,
 so readers never see half-written JSON and a killed run keeps its last complete epoch.
 Checkpoints load with ``torch.load(weights_only=True)``: tensors and plain containers only.
+A file that is a symbolic link is never replaced (nor written through): the writer refuses it.
+A failed write raises the operating system's error (``No space left on device``), also where
+``torch.save`` would hide it behind its own ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..config.numbers import tidy
-from ..errors import SuiteError
+from ..errors import SuiteError, os_error_in
 
 TMP_SUFFIX = ".tmp"
 
@@ -31,6 +34,7 @@ def atomic_file(path: Path):
     the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
+    refuse_link(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
@@ -44,6 +48,16 @@ def atomic_file(path: Path):
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def refuse_link(path: Path) -> None:
+    """Raise a one-line SuiteError when ``path`` is a symbolic link: a record is written and
+    deleted only in its own folder, never wherever a link points."""
+    if Path(path).is_symlink():
+        raise SuiteError(
+            f"{path} is a symbolic link (to {os.readlink(path)}); refusing to write or delete through it: "
+            f"remove the link, or move the real folder there"
+        )
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -110,9 +124,18 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Atomically save ``state`` (tensors, numbers, strings, lists and dicts only)."""
+    """Atomically save ``state`` (tensors, numbers, strings, lists and dicts only).
+
+    torch.save reports a failed write as ``RuntimeError: [enforce fail at inline_container.cc ...]
+    unexpected pos``; the OSError it hides (a full disk, no permission) is raised instead."""
     with atomic_file(path) as handle:
-        torch.save(state, handle)
+        try:
+            torch.save(state, handle)
+        except RuntimeError as err:
+            cause = os_error_in(err)
+            if cause is None:
+                raise
+            raise type(cause)(cause.errno, cause.strerror, str(path)) from err
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:

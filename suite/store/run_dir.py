@@ -7,7 +7,9 @@
 * ``summary.json``  status (running | finished | failed | pruned | interrupted), error, final metrics;
 * ``last.pt`` / ``last.prev.pt`` / ``best.pt``  checkpoints (``torch.load(weights_only=True)``).
 
-Every file in it is written atomically (:mod:`suite.store.atomic`).
+Every file in it is written atomically (:mod:`suite.store.atomic`). The folder and its record
+files are real ones: a symbolic link among them is refused before anything is written or
+deleted, so a run never writes (nor cleans up) wherever a link points.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 from pathlib import Path
 
 from ..errors import SuiteError, warn
-from .atomic import TMP_SUFFIX, load_checkpoint, read_json, read_jsonl, save_checkpoint
+from .atomic import TMP_SUFFIX, load_checkpoint, read_json, read_jsonl, refuse_link, save_checkpoint
 from .status import RunStatus
 
 RUNS = "runs"
@@ -28,6 +30,8 @@ class RunDir:
     """The folder of one run and the files in it."""
 
     def __init__(self, results_dir: Path, run_id: str):
+        if not run_id or run_id in (".", "..") or "/" in run_id or os.sep in run_id or "\0" in run_id:
+            raise SuiteError(f"{run_id!r} is not a run id: a run id names one folder under {Path(results_dir) / RUNS}")
         self.path = Path(results_dir) / RUNS / run_id
         self.run_id = run_id
 
@@ -37,6 +41,15 @@ class RunDir:
     last = property(lambda self: self.path / "last.pt")
     last_prev = property(lambda self: self.path / "last.prev.pt")
     best = property(lambda self: self.path / "best.pt")
+
+    def refuse_links(self) -> None:
+        """Raise a one-line SuiteError when the run folder, or a record file in it, is a symbolic link."""
+        refuse_link(self.path)
+        if self.path.is_dir():
+            names = {p.name for p in (self.config, self.metrics, self.summary)} | {".lock", "error.txt"}
+            for entry in self.path.iterdir():
+                if entry.name in names or entry.suffix == ".pt":
+                    refuse_link(entry)
 
     def read_config(self):
         """The run's :class:`~suite.config.RunConfig`, from ``config.json``."""
@@ -160,8 +173,9 @@ class RunDir:
         so a crashed worker never blocks the run forever. The temporary files a killed
         holder left behind are removed once the lock is taken.
         """
+        self.refuse_links()
         self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path / ".lock", "w")
+        handle = os.fdopen(os.open(self.path / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644), "w")
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -114,9 +114,22 @@ def test_data_download_of_tiny_imagenet_points_to_prepare(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "suite data prepare-tiny-imagenet" in err
 
 
-def test_data_download_finds_fashion_mnist(tmp_path, capsys):
-    assert main(["data", "download", "fashion_mnist", "--data-dir", str(tmp_path)]) == 0
-    assert "fashion_mnist: ready" in capsys.readouterr().out
+def test_data_download_leaves_fashion_mnist_in_the_data_folder(tmp_path, capsys, monkeypatch):
+    import suite.data.torchvision_sets as sets
+    from suite.data import load_splits
+
+    if not sets.SYSTEM_DIR.is_dir():
+        pytest.skip(f"Debian's Fashion-MNIST ({sets.SYSTEM_DIR}) is not installed")
+    data = tmp_path / "data"
+    assert main(["data", "download", "fashion_mnist", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert f"copied 4 files (29 MiB) from {sets.SYSTEM_DIR} into {data / 'fashion-mnist'}" in out
+    for source in sorted(sets.SYSTEM_DIR.iterdir()):
+        assert (data / "fashion-mnist" / source.name).read_bytes() == source.read_bytes()
+    monkeypatch.setattr(sets, "SYSTEM_DIR", tmp_path / "no-debian-package")  # a compute node without it
+    assert len(load_splits("fashion_mnist", data, download=False).test_x) == 10_000
+    assert main(["data", "download", "fashion_mnist", "--data-dir", str(data)]) == 0
+    assert f"fashion_mnist: already in {data}; nothing to do" in capsys.readouterr().out
 
 
 class FakeDownloads:
@@ -233,3 +246,59 @@ def test_final_evaluation_shows_its_progress(tiny_config, tiny_options, capsys):
     out = capsys.readouterr().out
     assert "evaluating last-epoch model: clean and PGD-5-1 on 128 test points ..." in out
     assert "best model = last-epoch model (epoch 1)" in out
+
+
+# -- input traps -------------------------------------------------------------------------------
+
+
+def argparse_error(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_an_eps_below_one_is_refused_with_the_255_hint(capsys, command):
+    line = argparse_error([command, "--eps", "0.031"], capsys)
+    assert "argument --eps: 0.031 is in units of 1/255 (--eps 8 means 8/255)" in line
+    assert "write --eps 7.91" in line and "--eps 0.031/255" in line
+
+
+def test_an_eps_written_over_255_is_understood(capsys):
+    from suite.commands.run import config_from_args
+
+    parse = build_parser().parse_args
+    assert parse(["run", "--eps", "8/255"]).eps == 8.0 and parse(["run", "--eps", "0.5/255"]).eps == 0.5
+    same = [config_from_args(parse(["run", "--eps", eps])).resolved().run_id for eps in ("8/255", "8")]
+    assert same[0] == same[1]
+    assert "write the budget in units of 1/255" in argparse_error(["run", "--eps", "2/3"], capsys)
+    assert "'abc' is not a budget" in argparse_error(["run", "--eps", "abc"], capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, hint",
+    [
+        (["sweeep"], "unknown command 'sweeep' (did you mean 'sweep'?)"),
+        (["data", "download", "fashoin_mnist"], "unknown dataset 'fashoin_mnist' (did you mean 'fashion_mnist'?)"),
+        (["data", "downlod"], "unknown action 'downlod' (did you mean 'download'?)"),
+        (["reproduce", "smok"], "unknown preset 'smok' (did you mean 'smoke'?)"),
+        (["bench", "--only", "evl"], "unknown section 'evl' (did you mean 'eval'?)"),
+        (["run", "--lr-schedule", "cyclc"], "unknown lr schedule 'cyclc' (did you mean 'cyclic'?)"),
+        (["sweep", "s.yaml", "--executor", "slrum"], "unknown executor 'slrum' (did you mean 'slurm'?)"),
+    ],
+)
+def test_a_choice_that_is_not_one_suggests_the_closest(capsys, argv, hint):
+    line = argparse_error(argv, capsys)
+    assert hint in line and "; choose one of: " in line
+
+
+def test_unknown_names_in_a_run_and_a_study_spec_suggest_the_closest(tmp_path, capsys):
+    from suite.experiments.tune import load_spec
+
+    assert main(["run", "--method", "fastbat", "--results-dir", str(tmp_path / "r")]) == 2
+    assert "unknown method 'fastbat' (did you mean 'fast_bat'?)" in capsys.readouterr().err
+    spec = tmp_path / "study.yaml"
+    spec.write_text("objective: val_robust\n")
+    with pytest.raises(SuiteError, match=r"unknown objective 'val_robust' \(did you mean 'val_robust_acc'\?\)"):
+        load_spec(spec)

@@ -270,7 +270,8 @@ def test_cifar_missing(tmp_path):
         with pytest.raises(SuiteError) as e:
             load_splits(name, tmp_path, download=False)
         msg = str(e.value)
-        assert str(tmp_path / folder) in msg and "download=True" in msg and "\n" not in msg
+        assert str(tmp_path / folder) in msg and "\n" not in msg
+        assert f"run 'suite data download {name} --data-dir DIR' on a machine with internet" in msg
 
 
 def test_cifar_truncated(tmp_path, monkeypatch):

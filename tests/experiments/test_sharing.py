@@ -94,4 +94,7 @@ def test_the_sweep_command_takes_share_and_refuses_an_unknown_one(tmp_path, caps
     assert "2 runs, 0 finished, 2 to run" in capsys.readouterr().out
     with pytest.raises(SystemExit) as refused:
         main([*args, "--share", "threads"])
-    assert refused.value.code == 2 and "invalid choice: 'threads'" in capsys.readouterr().err
+    assert (
+        refused.value.code == 2
+        and "unknown share 'threads'; choose one of: processes, packed" in capsys.readouterr().err
+    )

@@ -37,6 +37,9 @@ BASE = {
 }
 SECONDS = {"fast_at": 10.0, "fast_bat": 30.0}
 EPOCHS = 6
+# t(0.975) with 2 degrees of freedom, by hand: the t(2) CDF is 1/2 + t / (2 sqrt(2 + t^2)), so the
+# quantile q of 0.975 solves q / sqrt(2 + q^2) = 0.95: q = sqrt(2 * 0.95^2 / (1 - 0.95^2)) = 4.3027
+T_975_DF2 = math.sqrt(2 * 0.95**2 / (1 - 0.95**2))
 
 
 def smooth_history(epochs=EPOCHS, robust=40.0, clean=70.0):
@@ -237,7 +240,10 @@ def test_runs_with_different_hparams_are_separate_cells(tmp_path):
             write_run(tmp_path, "fast_bat", 8.0, seed, offset, hparams={"lmbda": lmbda})
     summary = tables.summary_table(load_local(tmp_path).runs)
     assert list(summary["variant"]) == ["lmbda=1", "lmbda=10"] and list(summary["n"]) == [2, 2]
-    assert tables.comparison_table(summary).empty  # a variant is not the paper's configuration
+    comparison = tables.comparison_table(summary)  # a lambda other than the default is not the paper's
+    off_default = comparison[comparison["variant"] == "lmbda=1"]
+    assert off_default["within_spread"].isna().all()
+    assert off_default["differs"].str.contains("lmbda 1 (paper: 10)", regex=False).all()
     assert figs.robust_vs_eps(summary) is None  # nor a point of the robustness-vs-eps curves
 
 
@@ -488,8 +494,12 @@ def test_epoch_curves_band_spans_the_seeds(tmp_path):
     runset = load_local(tmp_path)
     ax = figs.epoch_curves(runset.runs, runset.histories).axes[0]
     assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([40.0 * e / EPOCHS for e in range(1, EPOCHS + 1)])
-    band = ax.collections[0].get_paths()[0].vertices
-    assert band[:, 1].min() == pytest.approx(30.0 / EPOCHS) and band[:, 1].max() == pytest.approx(50.0)
+    band = ax.collections[0].get_paths()[0].vertices  # the 95% CI over the 3 seeds, not their range
+    half = lambda e: T_975_DF2 * (10.0 * e / EPOCHS) / math.sqrt(3)  # noqa: E731  (s = 10 e / EPOCHS)
+    assert band[:, 1].min() == pytest.approx(40.0 / EPOCHS - half(1))
+    assert band[:, 1].max() == pytest.approx(40.0 + half(EPOCHS))
+    labels = [t.get_text() for t in ax.figure.legends[0].get_texts()]
+    assert any("95% CI over seeds" in label for label in labels)  # the legend says what the band is
 
 
 def test_co_diagnostics_draw_the_three_probes_and_leave_out_standard(tmp_path):
@@ -592,6 +602,7 @@ def test_report_command_writes_markdown_html_figures_and_tables(results, tmp_pat
         "epoch_curves",
         "co_diagnostics",
         "clean_vs_robust",
+        "paired_differences",
         "lambda_sensitivity",
         "training_cost",
     ):
@@ -601,7 +612,7 @@ def test_report_command_writes_markdown_html_figures_and_tables(results, tmp_pat
         assert not pd.read_csv(folder / f"{name}.csv").empty
     page = (folder / "report.html").read_text()
     sources = re.findall(r'<img[^>]*src="([^"]+)"', page)
-    assert len(sources) == 6
+    assert len(sources) == 7
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"

@@ -656,3 +656,120 @@ def test_a_damaged_curve_of_an_unfinished_run_is_left_out_of_the_report(three_ru
     runset = load_local(three_runs)
     assert len(runset.runs) == 3 and failed.run_id not in runset.histories and len(runset.histories) == 2
     assert f"{failed.metrics} line 2 is not valid JSON" in capsys.readouterr().err
+
+
+class FullDisk(io.RawIOBase):
+    """A file on a disk with room for ``room`` more bytes: a longer write fails as the kernel's
+    would, with ``errno_name`` (ENOSPC: the disk is full; EACCES: write permission withdrawn)."""
+
+    def __init__(self, handle, room: int, errno_name: str):
+        self.handle, self.room, self.errno_name = handle, room, errno_name
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        import errno
+
+        if len(data) > self.room:
+            code = getattr(errno, self.errno_name)
+            raise OSError(code, os.strerror(code))
+        self.room -= len(data)
+        return self.handle.write(data)
+
+
+@pytest.mark.parametrize("errno_name, words", [("ENOSPC", "No space left on device"), ("EACCES", "Permission denied")])
+def test_a_disk_failing_inside_torch_save_records_its_real_cause(
+    finished_tiny_run, tiny_config, tmp_path, monkeypatch, capsys, errno_name, words
+):
+    import suite.store.atomic
+
+    real_save = torch.save
+
+    def save_on_a_failing_disk(state, handle):  # torch's own writer, on a disk that fails in epoch 2
+        if state.get("epoch") == 1 and "optimizer" in state:
+            return real_save(state, FullDisk(handle, 1000, errno_name))
+        return real_save(state, handle)
+
+    monkeypatch.setattr(suite.store.atomic.torch, "save", save_on_a_failing_disk)
+    results = tmp_path / "results"
+    assert cli.main(run_flags(tiny_config, results)) == 2
+    err = capsys.readouterr().err
+    run = RunDir(results, tiny_config.resolved().run_id)
+    assert err.startswith("error: ") and err.count("\n") == 1 and "enforce fail" not in err
+    assert f"{run.last}: {words}" in err
+    summary = run.read_summary()
+    assert summary["status"] == "failed" and "enforce fail" not in summary["error"]
+    assert summary["error"].startswith(
+        f"{'PermissionError' if errno_name == 'EACCES' else 'OSError'}: {run.last}: {words}"
+    )
+    assert load_checkpoint(run.last_prev)["epoch"] == 0 and not list(run.path.glob(".*.tmp"))
+    monkeypatch.undo()
+    assert cli.main(run_flags(tiny_config, results)) == 0  # and the run resumes from its last epoch
+    assert "resuming after epoch 1 of 2" in capsys.readouterr().out
+    assert_same_results(run.read_summary(), finished_tiny_run[2])
+
+
+def test_error_line_finds_the_operating_system_error_in_the_chain(tmp_path):
+    from suite.errors import error_line, os_error_in
+
+    try:
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")  # noqa: B904
+    except RuntimeError as err:
+        assert error_line(err).startswith("OSError: No space left on device (the disk is full")
+    try:
+        try:
+            raise FileNotFoundError(2, "No such file")
+        except FileNotFoundError:
+            raise ValueError("unrelated") from None
+    except ValueError as err:
+        assert os_error_in(err) is None and error_line(err) == "ValueError: unrelated"
+    assert error_line(SuiteError("bad input")) == "SuiteError: bad input"
+
+
+# ----------------------------------------------------------------- symbolic links: refused, nothing written through them
+
+
+@pytest.mark.parametrize("link", ["folder", "summary.json", "config.json", "metrics.jsonl", "last.pt", ".lock"])
+def test_a_symlinked_run_folder_or_record_is_refused(finished_tiny_run, tmp_path, capsys, link):
+    config, source, _ = finished_tiny_run
+    results = Path(shutil.copytree(source, tmp_path / "results"))
+    run = RunDir(results, config.resolved().run_id)
+    elsewhere = tmp_path / "elsewhere"
+    if link == "folder":
+        shutil.move(run.path, elsewhere)
+        run.path.symlink_to(elsewhere, target_is_directory=True)
+        (elsewhere / ".keep.x1.tmp").write_text("not the suite's")
+        target = elsewhere
+    else:
+        elsewhere.mkdir()
+        target = elsewhere / link
+        target.write_bytes(b"someone else's file")
+        (run.path / link).unlink(missing_ok=True)
+        (run.path / link).symlink_to(target)
+    before = {p.name: p.read_bytes() for p in elsewhere.iterdir()}
+    assert cli.main(run_flags(config, results, "--force")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "is a symbolic link" in err and "refusing to write or delete through it" in err
+    assert {p.name: p.read_bytes() for p in elsewhere.iterdir()} == before  # nothing written or deleted there
+
+
+def test_the_atomic_writer_never_replaces_a_link(tmp_path):
+    target = tmp_path / "target.json"
+    target.write_text("kept")
+    (tmp_path / "summary.json").symlink_to(target)
+    with pytest.raises(SuiteError, match="is a symbolic link"):
+        write_json(tmp_path / "summary.json", {"status": "running"})
+    with pytest.raises(SuiteError, match="is a symbolic link"):
+        save_checkpoint(tmp_path / "summary.json", {"epoch": 0})
+    assert target.read_text() == "kept" and (tmp_path / "summary.json").is_symlink()
+
+
+@pytest.mark.parametrize("run_id", ["../../etc", "a/b", "..", ""])
+def test_a_run_id_is_one_folder_name(tmp_path, run_id):
+    with pytest.raises(SuiteError, match="is not a run id"):
+        RunDir(tmp_path, run_id)

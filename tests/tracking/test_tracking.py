@@ -396,3 +396,54 @@ def test_sync_without_a_key_stops_at_once_and_marks_nothing(finished_tiny_run, t
     assert not (RunDir(results, summary["run_id"]).path / "wandb_sync.json").exists()
     assert main(["sync", "--results-dir", str(results), "--dry-run"]) == 0
     assert f"{summary['run_id']}: would sync" in capsys.readouterr().out
+
+
+@pytest.fixture(params=["dead_port", "silent_listener"])
+def unreachable_server(request, monkeypatch):
+    """An API key and a W&B server on 127.0.0.1 that cannot be reached: a port nobody listens on,
+    or a listener that accepts connections and never answers (nothing leaves the machine)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if request.param == "dead_port":
+        listener.close()
+    else:
+        listener.listen(64)  # the kernel completes the handshakes; no one ever reads or answers
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    yield request.param
+    listener.close()
+
+
+def test_an_unreachable_server_falls_back_to_a_real_offline_run_after_the_timeout(
+    tiny_config, offline, unreachable_server, tmp_path
+):
+    from suite.tracking import sync_run
+
+    options = dataclasses.replace(offline, wandb="online", wandb_timeout=2.0)
+    start = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = execute(dataclasses.replace(tiny_config, epochs=1), options, trackers(options))
+    seconds = time.monotonic() - start
+    said = [str(w.message) for w in caught if "W&B" in str(w.message)]
+    assert len(said) == 1 and "logging offline instead" in said[0] and "suite sync" in said[0], said
+    # the 2 s timeout, W&B's service started twice and a one-epoch run, on a loaded machine: well
+    # under the 60 s that the online init alone waited before --wandb-timeout
+    assert seconds < 50, seconds
+    assert summary["status"] == "finished" and summary["wandb_id"] and summary["wandb"]["mode"] == "offline"
+    [log] = wandb_logs(options.results_dir, summary["wandb_id"])  # a real offline run, under the same id
+    records = read_finished_log(log)
+    assert [row["epoch"] for row in logged_history(records)] == [1] and exit_codes(records) == [0]
+    run = RunDir(options.results_dir, summary["run_id"])
+    assert sync_run(run, mode="offline", folder=tmp_path / "synced") == "1 epochs, summary (finished)"  # later
+
+
+def test_wandb_timeout_is_a_positive_flag(tmp_path, capsys):
+    from suite.cli import main
+
+    assert main(["run", "--wandb-timeout", "0", "--results-dir", str(tmp_path / "r")]) == 2
+    assert "--wandb-timeout must be above 0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -19,7 +19,7 @@ from ...config import RunConfig
 from ...config.checks import check_number
 from ...config.settings import canonical, parse_setting, split_settings
 from ...errors import SuiteError, unknown_name
-from ..spec_file import SpecFile, read_spec
+from ..spec_file import SpecFile, read_spec, shown_value
 
 SPEC_KEYS = (
     "name",
@@ -98,7 +98,7 @@ def apply_overrides(raw: dict, overrides: list[str] | dict | None) -> dict:
     key sets a top-level spec key (``n_trials``, ``name``), a searched range (``lmbda=[0.1, 10]``,
     ``coupled=true``) or else a base setting (``epochs=5``).
     """
-    raw = json.loads(json.dumps(raw))
+    raw = json.loads(json.dumps(raw, default=str))  # a YAML date becomes text, refused where it lands
     if isinstance(overrides, list):
         overrides = dict(parse_setting(item) for item in overrides)
     searched = set(raw.get("search") or {"lmbda": None}) | {"coupled"}
@@ -145,10 +145,12 @@ def load_spec(spec: str | Path | dict | StudySpec, overrides: list[str] | dict |
         spec = {"name": path.stem, **check.data}
         check.data = spec
     check.top_keys(SPEC_KEYS, "study spec")
+    check_types(check)
     for key in (spec.get("base") or {}) if isinstance(spec.get("base"), dict) else ():
         check.key(canonical(key, check.where(("base", key))), ("base", key))
         check.value(canonical(key), spec["base"][key], ("base", key))
     raw = apply_overrides(spec, overrides)
+    check_types(SpecFile(check.path, raw, check.lines))  # what --set changed, too
     unknown = set(raw) - set(SPEC_KEYS)
     if unknown:
         raise SuiteError(f"unknown study spec key(s) {', '.join(sorted(unknown))}; valid: {', '.join(SPEC_KEYS)}")
@@ -172,7 +174,9 @@ def load_spec(spec: str | Path | dict | StudySpec, overrides: list[str] | dict |
     objectives = raw.get("objective", "val_robust_acc")
     objectives = [objectives] if isinstance(objectives, str) else list(objectives)
     bad = [o for o in objectives if o not in METRICS]
-    if bad or not objectives or len(set(objectives)) < len(objectives):
+    if bad:
+        raise unknown_name("objective", bad[0], METRICS)
+    if not objectives or len(set(objectives)) < len(objectives):
         raise SuiteError(f"objective must be one or more distinct of {', '.join(METRICS)}; got {objectives}")
     pruner = (
         _named(raw["pruner"], DEFAULT_PRUNER, "pruner")
@@ -208,6 +212,48 @@ def load_spec(spec: str | Path | dict | StudySpec, overrides: list[str] | dict |
     )
     _validate(result)
     return result
+
+
+def check_types(check: SpecFile) -> None:
+    """Each section of a study spec has the type it is read as; a wrong one is one line with its
+    line number (not a TypeError from deep inside)."""
+    data = check.data
+
+    def number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for key in ("base", "search", "heartbeat"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            check.fail((key,), f"{key} must be a mapping, got {shown_value(data[key])}")
+    for key in ("sampler", "pruner"):
+        value = data.get(key)
+        if value is not None and not isinstance(value.get("name") if isinstance(value, dict) else value, str):
+            check.fail((key,), f"{key} must be a name or a mapping with a 'name' (a string), got {shown_value(value)}")
+    objective = data.get("objective")
+    if objective is not None and not (
+        isinstance(objective, str) or (isinstance(objective, list) and all(isinstance(o, str) for o in objective))
+    ):
+        check.fail(("objective",), f"objective must be a metric name or a list of them, got {shown_value(objective)}")
+    enqueue = data.get("enqueue")
+    if enqueue is not None and not (isinstance(enqueue, list) and all(isinstance(e, dict) for e in enqueue)):
+        check.fail(
+            ("enqueue",), f"enqueue must be a list of {{hyperparameter: value}} mappings, got {shown_value(enqueue)}"
+        )
+    for name, bounds in (data.get("search") or {}).items():
+        if name == "coupled":
+            continue
+        ends = (
+            bounds
+            if isinstance(bounds, list)
+            else [bounds.get("low"), bounds.get("high")]
+            if isinstance(bounds, dict)
+            else None
+        )
+        if not ends or len(ends) != 2 or not all(number(end) for end in ends):
+            check.fail(
+                ("search", name),
+                f"search.{name} must be [low, high] (numbers, log-uniform) or {{low, high, log}}, got {shown_value(bounds)}",
+            )
 
 
 def _validate(spec: StudySpec) -> None:

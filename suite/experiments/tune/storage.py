@@ -8,11 +8,18 @@ worker to start a trial, and re-queued with the same parameters (its run record 
 from its last checkpoint). Optuna's journal storage has no heartbeat of its own, so
 ``HeartbeatJournalStorage`` adds one. Storage URLs pass through ``redact`` wherever they are
 printed or stored, so passwords never reach logs, W&B or exported files.
+
+Workers started together on a fresh database race to create Optuna's tables (SQLite answers
+``table version_info already exists``, or a unique-constraint failure on ``alembic_version``);
+every step of that creation checks first, so ``open_storage`` simply tries again. Studies in a
+file (a journal or SQLite) are created under :func:`creation_lock`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import random
 import re
 import time
 import warnings
@@ -27,6 +34,8 @@ from optuna.trial import TrialState
 from ...errors import SuiteError
 
 STUDIES = "studies"
+CREATE_ATTEMPTS = 8  # tries at opening a database whose tables other workers are creating
+SQLITE_BUSY_SECONDS = 60  # how long a SQLite write waits for another worker's to end
 
 
 def redact(text: str | None) -> str | None:
@@ -121,8 +130,11 @@ def open_storage(storage: str | None, spec, results_dir: Path, *, create: bool =
                 f"cannot open storage {redact(storage)}: more than one '@' before the host; "
                 f"write an '@' in the password as %40 (better: keep the password in PGPASSWORD)"
             )
+        engine = {"pool_pre_ping": True}
+        if storage.startswith("sqlite"):  # several workers write: wait for each other's writes
+            engine["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
         try:
-            return RDBStorage(sqlalchemy_url(storage), engine_kwargs={"pool_pre_ping": True}, **kwargs)
+            return _retried(lambda: RDBStorage(sqlalchemy_url(storage), engine_kwargs=engine, **kwargs))
         except ImportError as err:  # optuna: "Failed to import DB access module", from the driver's import
             missing = getattr(err.__cause__, "name", None) or getattr(err, "name", None)
             what = f"its database driver ({missing})" if missing else "its database driver"
@@ -131,6 +143,53 @@ def open_storage(storage: str | None, spec, results_dir: Path, *, create: bool =
         except Exception as err:  # connection or URL errors; their text may hold the URL
             reason = redact(f"{type(err).__name__}: {err}")
             raise SuiteError(f"cannot open storage {redact(storage)}: {reason}") from None
+
+
+def creating_elsewhere(err: Exception) -> bool:
+    """Whether a database error is another worker creating the same tables at the same moment."""
+    import sqlalchemy.exc
+
+    if isinstance(err, sqlalchemy.exc.IntegrityError):  # both inserted the schema version
+        return True
+    text = str(err).lower()
+    return isinstance(err, sqlalchemy.exc.DatabaseError) and ("already exists" in text or "locked" in text)
+
+
+def _retried(make, attempts: int = CREATE_ATTEMPTS):
+    """``make()``, tried again after a short random pause while another worker is creating the
+    database's tables (the last error is raised; any other at once)."""
+    for attempt in range(attempts):
+        try:
+            return make()
+        except Exception as err:
+            if attempt == attempts - 1 or not creating_elsewhere(err):
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
+
+
+def storage_file(storage: str | None, spec, results_dir: Path) -> Path | None:
+    """The file a study's storage lives in (a journal, a SQLite database), or None for a server."""
+    if storage is None or "://" not in storage:
+        return Path(storage) if storage else journal_path(spec.name, results_dir)
+    scheme, _, rest = storage.partition("://")
+    if scheme.startswith("sqlite") and rest.startswith("/") and rest != "/:memory:":
+        return Path(rest[1:])
+    return None
+
+
+@contextlib.contextmanager
+def creation_lock(storage: str | None, spec, results_dir: Path):
+    """Hold an exclusive flock beside a file storage while one worker creates (or loads) the study
+    and records its settings, so workers started together create it once; nothing on a server
+    (its creation is retried, and a study's settings are written the same by every worker)."""
+    path = storage_file(storage, spec, results_dir)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".create-lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def sqlalchemy_url(url: str) -> str:
