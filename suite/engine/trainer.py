@@ -24,9 +24,9 @@ from ..config import RunConfig, RunOptions
 from ..data import DeviceLoader, load_splits
 from ..data.inject import inject
 from ..errors import SuiteError, error_line, warn
-from ..eval import autoattack_accuracy, clean_accuracy, pgd_robust, robust_accuracy
+from ..eval import clean_accuracy, robust_accuracy
 from ..eval.diagnostics import co_diagnostics
-from ..eval.pgd import percent
+from ..eval.protocol import evaluate_model
 from ..methods import get_method
 from ..methods import precision as method_precision
 from ..methods.perturbation import drawing_from
@@ -439,37 +439,22 @@ class Trainer:
         same points beside it (``ra_pgd_aa_subset``, from the same PGD attack) to compare like for like.
         ``which`` names the model in the progress lines."""
         c, d = self.config, self.data
-        self.say(f"evaluating {which}: clean and PGD-{c.pgd_steps}-{c.pgd_restarts} on {len(d.test_x)} test points ...")
-        with self.eval_rng():
-            robust = pgd_robust(
-                self.model,
-                d.test_x,
-                d.test_y,
-                self.eps,
-                c.pgd_steps,
-                c.pgd_restarts,
-                batch_size=self.eval_batch,
-                graphs=self.graphs,
-            )
-            result = {
-                "sa": clean_accuracy(self.model, d.test_x, d.test_y, batch_size=self.eval_batch),
-                "ra_pgd": percent(robust),
-                "ra_aa": None,
-                "ra_pgd_aa_subset": None,
-            }
-            if c.aa_points:
-                self.say(f"evaluating {which}: AutoAttack on {c.aa_points} test points ...")
-                with seeded(self.eval_seed, self.device):  # AutoAttack seeds and draws from the global generators
-                    result["ra_aa"] = autoattack_accuracy(
-                        self.model,
-                        d.test_x[: c.aa_points],
-                        d.test_y[: c.aa_points],
-                        self.eps,
-                        seed=c.seed,
-                        batch_size=self.eval_batch,
-                    )
-                result["ra_pgd_aa_subset"] = percent(robust[: c.aa_points])
-        return result
+        return evaluate_model(
+            self.model,
+            d.test_x,
+            d.test_y,
+            self.eps,
+            c.pgd_steps,
+            c.pgd_restarts,
+            aa_points=c.aa_points,
+            seed=c.seed,
+            batch_size=self.eval_batch,
+            rng=self.eval_rng,
+            aa_rng=lambda: seeded(self.eval_seed, self.device),
+            graphs=self.graphs,
+            say=self.say,
+            which=which,
+        )
 
     # -- helpers ---------------------------------------------------------------------------
     def say(self, text: str) -> None:

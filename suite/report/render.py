@@ -94,7 +94,7 @@ class Tables:
             paired=paired_table(finished, baseline),
             comparison=tables.comparison_table(summary),
             table1=tables.table1(summary),
-            cost=tables.cost_table(finished),
+            cost=tables.cost_table(finished[finished.get("kind", "train") != "eval"]),  # evals train nothing
             run_table=tables.run_table(runs),
             baseline=baseline,
         )

@@ -33,6 +33,7 @@ RUN_COLUMNS = [
     "epoch_seconds",
     "wandb_id",
     "error",
+    "kind",
 ]
 
 
@@ -73,6 +74,7 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
                 "epoch_seconds": summary.get("epoch_seconds"),
                 "wandb_id": summary.get("wandb_id"),
                 "error": summary.get("error"),
+                "kind": read_json(run.config).get("kind", "train"),  # "eval": a suite eval record
                 **{k: c.get(k) for k in PROTOCOL_SETTINGS},
             }
         except (SuiteError, OSError, KeyError, TypeError, AttributeError) as err:
