@@ -34,10 +34,44 @@ METHODS: dict[str, ModuleType] = {
 }
 
 
+ENTRY_POINT_GROUP = "suite.methods"
+
+
+def plugin_names() -> dict[str, str]:
+    """Installed packages' methods: entry-point name -> module path (read only when asked, so that
+    start-up does not pay for scanning the installed distributions)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _import_method(name: str, module_path: str) -> ModuleType:
+    import importlib
+
+    try:
+        module = importlib.import_module(module_path)
+    except Exception as error:  # any import failure is the plug-in's, told in one line
+        raise SuiteError(f"method {name!r}: cannot import module {module_path!r} ({type(error).__name__}: {error})")
+    missing = [attr for attr in ("defaults", "step") if not callable(getattr(module, attr, None))]
+    if missing:
+        raise SuiteError(f"method {name!r}: module {module_path!r} lacks {', '.join(missing)}; see docs/methods.md")
+    return module
+
+
 def get_method(name: str) -> ModuleType:
-    if name not in METHODS:
-        raise unknown_name("method", name, METHODS)
-    return METHODS[name]
+    """A built-in method, an entry point of group ``suite.methods``, or a dotted module path, resolved
+    alike in every process (the record holds the name, so a fresh worker resolves it again)."""
+    if name in METHODS:
+        return METHODS[name]
+    plugins = plugin_names()
+    clashes = sorted(set(plugins) & set(METHODS))
+    if clashes:
+        raise SuiteError(f"plug-in method name {clashes[0]!r} clashes with a built-in method; rename its entry point")
+    if name in plugins:
+        return _import_method(name, plugins[name])
+    if "." in name:
+        return _import_method(name, name)
+    raise unknown_name("method", name, {**METHODS, **plugins})
 
 
 def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dict:
