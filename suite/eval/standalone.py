@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RunConfig, RunOptions
-from ..errors import SuiteError, unknown_name
+from ..errors import SuiteError, unknown_name, warn
 from ..store import RunDir, iter_run_dirs, read_json, write_json, write_jsonl, write_summary
 from ..store.status import RunStatus
 from .checkpoint import build_network, check_classes, file_digest, load_weights, read_state_dict
@@ -75,7 +75,8 @@ def _resolve(spec: ModelSpec, options: RunOptions):
         config = RunConfig.from_dict(record["config"])
         path = run.best if spec.which == "best" else run.last
         if spec.which == "best" and not path.exists():
-            path = run.last  # the best epoch was the last one only when best.pt is missing; say so below
+            path = run.last
+            warn(f"run {spec.run} has no best.pt (no early-stopped model was saved): evaluating its last.pt")
         identity = {"run": spec.run, "which": spec.which, "method": config.method, "arch": config.arch}
 
         def load(info, device):
