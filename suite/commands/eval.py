@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .run import eps_budget
+
 EPILOG = """examples:
   suite eval --run RUN_ID                                  # PGD-50-10 and AutoAttack, like the run's own
   suite eval --run RUN_ID --which last --pgd-steps 20 --pgd-restarts 1 --test-points 500 --no-autoattack
@@ -35,7 +37,7 @@ def register(subparsers) -> None:
     s.add_argument("--surrogate-checkpoint", type=Path, help="or a surrogate checkpoint file, with --surrogate-arch")
     s.add_argument("--surrogate-arch", help="the surrogate checkpoint's network")
     p = parser.add_argument_group("protocol (default: the run's own, else the suite's)")
-    p.add_argument("--eps", type=float, help="budget in /255")
+    p.add_argument("--eps", type=eps_budget, help="budget in /255: 8 or 8/255")
     p.add_argument("--pgd-steps", type=int, help="PGD steps k (suite default 50)")
     p.add_argument("--pgd-restarts", type=int, help="PGD restarts r (suite default 10)")
     p.add_argument("--test-points", type=int, help="the first N test points")
