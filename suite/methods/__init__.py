@@ -14,7 +14,26 @@ A method module provides
 * ``step(model, x, y, eps, **hparams) -> (loss, logits)``: accumulate the parameter gradients
   of one batch (``eps`` in pixel units, x in [0, 1]); the training loop owns the optimizer step.
 
-Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` below.
+and, all optional (read by :mod:`.metadata`, with the fallback in brackets):
+
+* ``HELP = {hparam: "one line"}`` next to ``defaults``: the help of its ``suite run`` flag, which
+  adds the default from ``defaults`` itself [no text];
+* ``CHOICES = {hparam: ("a", "b")}``: the values a text hyperparameter may take [any text];
+* ``LABEL = "Fast-BAT"``: its name in tables and legends [the method's name];
+* ``COLOR = "#1f77b4"``: its colour in every figure, any matplotlib colour [one derived from its
+  name, distinct from the built-ins' colours and stable across figures and runs];
+* ``FEASIBLE = True``: every input its step feeds the model lies in the eps-ball and [0, 1], with
+  its default hyperparameters, as the contract test checks [False: not promised];
+* ``SEARCH = {hparam: [low, high]}``: ``suite tune``'s search when a study spec gives none,
+  log-uniform, or ``{low, high, log}`` [a study spec must give one];
+* ``COUPLED = {target: (source, function, "formula")}``: what a study with ``coupled: true``
+  derives from a searched hyperparameter instead of searching it (Fast-BAT: ``ll_step`` =
+  255/``lmbda``) [nothing to couple];
+* ``SYMBOLS = {hparam: "λ"}``: how the tuning figure writes it [its name].
+
+Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` below, or keep it in
+a package of your own (a dotted ``--method pkg.module``, or an entry point of group
+``suite.methods``); docs/methods.md says how.
 """
 
 from types import ModuleType
@@ -56,6 +75,11 @@ def _import_method(name: str, module_path: str) -> ModuleType:
     if missing:
         raise SuiteError(f"method {name!r}: module {module_path!r} lacks {', '.join(missing)}; see docs/methods.md")
     return module
+
+
+def available() -> list[str]:
+    """The names ``--method`` accepts without a dotted path: the built-ins, then installed plug-ins."""
+    return [*METHODS, *sorted(set(plugin_names()) - set(METHODS))]
 
 
 def get_method(name: str) -> ModuleType:
