@@ -77,11 +77,6 @@ def _import_method(name: str, module_path: str) -> ModuleType:
     return module
 
 
-def available() -> list[str]:
-    """The names ``--method`` accepts without a dotted path: the built-ins, then installed plug-ins."""
-    return [*METHODS, *sorted(set(plugin_names()) - set(METHODS))]
-
-
 def get_method(name: str) -> ModuleType:
     """A built-in method, an entry point of group ``suite.methods``, or a dotted module path, resolved
     alike in every process (the record holds the name, so a fresh worker resolves it again)."""

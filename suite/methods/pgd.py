@@ -13,7 +13,7 @@ COLOR = "#9467bd"  # its colour in every figure
 FEASIBLE = True  # every input it feeds the model lies in the eps-ball and [0, 1]
 HELP = {  # one line per hyperparameter: suite run --help
     "steps": "attack steps k",
-    "alpha": "step size in /255 (derived: eps/2 for k = 2, 2 for k = 10, else 2.5 eps / k)",
+    "alpha": "step size in /255, derived when unset: eps/2 for k = 2, 2 for k = 10, else 2.5 eps/k",
 }
 
 
