@@ -77,14 +77,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of one run's configuration; None means 'the default'. Flag names are the setting
     names of specs and ``--set`` with dashes (``--train-points`` is ``train_points``)."""
     from ..data import DATASETS
-    from ..methods import METHODS, available
+    from ..methods import METHODS
     from ..models import ARCHS
 
     g = parser.add_argument_group("what to train")
-    g.add_argument(
-        "--method",
-        help=f"{', '.join(available())}, or a module of your own as pkg.module (default {RunConfig.method})",
-    )
+    method = g.add_argument("--method", help=method_help(METHODS))
     g.add_argument("--dataset", help=f"{', '.join(DATASETS)} (default {RunConfig.dataset})")
     g.add_argument("--arch", help=f"{', '.join(ARCHS)} (default {RunConfig.arch})")
     g.add_argument("--dropout", type=float, help="dropout rate of a network with dropout (wrn16_8: default 0.1)")
@@ -113,7 +110,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
     types = {name: action.type for name, action in _added_actions(parser, g, METHODS).items()}
     add_old_names(g, ALIASES, types)
-    parser.before_parse = lambda parser, argv: add_hparam_flags(parser, g, plugin_modules(argv))
+    parser.before_parse = lambda parser, argv: _add_plugins(parser, g, method, argv)
     g = parser.add_argument_group("data sizes and evaluation")
     g.add_argument("--train-points", type=int, help="train on the first N points of the training split (default all)")
     g.add_argument("--val-points", type=int, help="validation points checked each epoch (default 1000)")
@@ -130,6 +127,19 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="add the class-wise DCT pattern beta*v_y (in /255) to every training, validation and test "
         "image, clipped to [0, 1]: induces catastrophic overfitting (Ortiz-Jimenez et al. 2023)",
     )
+
+
+def method_help(names) -> str:
+    return f"{', '.join(names)}, or a module of your own as pkg.module (default {RunConfig.method})"
+
+
+def _add_plugins(parser, group, method_action, argv) -> None:
+    """Just before ``suite run`` parses: the installed plug-ins join ``--method``'s help, and they and
+    a dotted ``--method`` get their hyperparameters' flags (other commands never scan for plug-ins)."""
+    from ..methods import available_names
+
+    method_action.help = method_help(available_names())
+    add_hparam_flags(parser, group, plugin_modules(argv))
 
 
 def _added_actions(parser, group, methods) -> dict:

