@@ -39,7 +39,8 @@ def parse_setting(item: str, flag: str = "--set") -> tuple[str, object]:
     key = key.strip()
     key = canonical(key, f"{flag} {item}") if flag == "--set" else key
     if not sep or not key:
-        raise SuiteError(f"{flag} {item}: expected key=value, e.g. {flag} epochs=5")
+        example = "lmbda=1" if flag == "--hp" else "epochs=5"
+        raise SuiteError(f"{flag} {item}: expected key=value, e.g. {flag} {example}")
     try:
         return key, yaml.safe_load(raw)
     except yaml.YAMLError as err:

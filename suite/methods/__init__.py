@@ -14,6 +14,23 @@ A method module provides
 * ``step(model, x, y, eps, **hparams) -> (loss, logits)``: accumulate the parameter gradients
   of one batch (``eps`` in pixel units, x in [0, 1]); the training loop owns the optimizer step.
 
+and, all optional (read by :mod:`.metadata`, with the fallback in brackets):
+
+* ``HELP = {hparam: "one line"}`` next to ``defaults``: the help of its ``suite run`` flag, which
+  adds the default from ``defaults`` itself [no text];
+* ``CHOICES = {hparam: ("a", "b")}``: the values a text hyperparameter may take [any text];
+* ``LABEL = "Fast-BAT"``: its name in tables and legends [the method's name];
+* ``COLOR = "#1f77b4"``: its colour in every figure, any matplotlib colour [one derived from its
+  name, distinct from the built-ins' colours and stable across figures and runs];
+* ``FEASIBLE = True``: every input its step feeds the model lies in the eps-ball and [0, 1], with
+  its default hyperparameters, as the contract test checks [False: not promised];
+* ``SEARCH = {hparam: [low, high]}``: ``suite tune``'s search when a study spec gives none,
+  log-uniform, or ``{low, high, log}`` [a study spec must give one];
+* ``COUPLED = {target: (source, function, "formula")}``: what a study with ``coupled: true``
+  derives from a searched hyperparameter instead of searching it (Fast-BAT: ``ll_step`` =
+  255/``lmbda``) [nothing to couple];
+* ``SYMBOLS = {hparam: "λ"}``: how the tuning figure writes it [its name].
+
 Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` below; or keep it
 outside the suite as a plug-in (a dotted module path, or an entry point of group ``suite.methods``;
 see :mod:`suite.methods.plugins` and docs/methods.md).

@@ -27,7 +27,7 @@ from .compact import compact_tables
 from .latex import tabular
 from .names import setting_title
 from .paired import DEFAULT_BASELINE, paired_table
-from .palette import method_label
+from .palette import distinct, method_label
 from .sources import RunSet
 
 FIGURE_TITLES = {
@@ -101,7 +101,12 @@ class Tables:
 
 
 def make_figures(runset: RunSet, t: Tables, trials: pd.DataFrame | None) -> dict:
-    """Every figure that has data, by name."""
+    """Every figure that has data, by name; methods without a colour of their own get distinct ones."""
+    with distinct(set(t.runs["method"]) if "method" in t.runs else ()):
+        return _figures(runset, t, trials)
+
+
+def _figures(runset: RunSet, t: Tables, trials: pd.DataFrame | None) -> dict:
     made = {
         "robust_vs_eps": figs.robust_vs_eps(t.summary),
         "epoch_curves": figs.epoch_curves(t.finished, runset.histories),
