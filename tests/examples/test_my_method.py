@@ -142,7 +142,6 @@ def pixels_near(png: Path, hex_colour: str, tolerance: float = 0.03) -> int:
     return int(((torch.from_numpy(image.copy()) - rgb).abs().max(dim=-1).values < tolerance).sum())
 
 
-@pytest.mark.xfail(strict=True, reason="waits on branch i21flags: reports reading a method's LABEL and COLOR")
 def test_the_report_shows_the_plugin_under_its_own_label_and_colour(example_report):
     rows = table_rows(example_report)
     assert "My FGSM" in rows and "Fast-AT" in rows and "my_fgsm" not in rows

@@ -3,8 +3,9 @@
 The method protocol (docs/methods.md): ``defaults(eps)`` gives the hyperparameters at a training
 budget in /255 (each one is a spec key, a ``--set`` key and a ``--hp`` value), the optional
 ``validate`` refuses values the method cannot use, and ``step`` accumulates the parameter
-gradients of one batch (the training loop owns the optimizer step). ``HELP``, ``LABEL`` and
-``COLOR`` say how the suite shows it: in ``--help``, and in the report's tables and figures.
+gradients of one batch (the training loop owns the optimizer step). The capitalised names are
+optional and say how the suite shows and checks it: ``--help``, the report's tables and figures,
+the contract test (``FEASIBLE``) and ``suite tune``'s default search.
 """
 
 import torch
@@ -13,9 +14,12 @@ import torch.nn.functional as F
 from suite.errors import SuiteError
 from suite.methods.perturbation import project, uniform_init
 
-HELP = {"gamma": "my_fgsm: step size as a multiple of eps (default 1.25)"}
-LABEL = "My FGSM"
-COLOR = "#17becf"  # the reports' colour of this method (Fast-AT's is #d62728)
+LABEL = "My FGSM"  # its name in reports
+COLOR = "#17becf"  # its colour in every figure (Fast-AT's is #d62728)
+FEASIBLE = True  # every input it feeds the model lies in the eps-ball and [0, 1]
+HELP = {"gamma": "step size as a multiple of eps"}  # suite run --gamma's help; the default is added
+SEARCH = {"gamma": [0.5, 2.0]}  # suite tune's search when a study spec gives none (log-uniform)
+SYMBOLS = {"gamma": "γ"}  # how the tuning figure writes it
 
 
 def defaults(eps: float) -> dict:
