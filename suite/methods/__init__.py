@@ -22,8 +22,8 @@ and, all optional (read by :mod:`.metadata`, with the fallback in brackets):
 * ``LABEL = "Fast-BAT"``: its name in tables and legends [the method's name];
 * ``COLOR = "#1f77b4"``: its colour in every figure, any matplotlib colour [one derived from its
   name, distinct from the built-ins' colours and stable across figures and runs];
-* ``FEASIBLE = True``: every input its step feeds the model lies in the eps-ball and [0, 1], with
-  its default hyperparameters, as the contract test checks [False: not promised];
+* ``FEASIBLE = True``: the input its step trains on (the one its logits are of) lies in the
+  eps-ball around x and in [0, 1], as the contract test checks [False: not promised];
 * ``SEARCH = {hparam: [low, high]}``: ``suite tune``'s search when a study spec gives none,
   log-uniform, or ``{low, high, log}`` [a study spec must give one];
 * ``COUPLED = {target: (source, function, "formula")}``: what a study with ``coupled: true``

@@ -7,7 +7,7 @@ from .perturbation import signed_step, uniform_init
 
 LABEL = "Fast-AT"  # its name in reports
 COLOR = "#d62728"  # its colour in every figure
-FEASIBLE = True  # every input it feeds the model lies in the eps-ball and [0, 1]
+FEASIBLE = True  # the input it trains on lies in the eps-ball and [0, 1]
 HELP = {  # one line per hyperparameter: suite run --help
     "alpha_factor": "step size as a multiple of eps",
 }

@@ -26,7 +26,7 @@ _COEFFICIENTS = Path(__file__).resolve().parent.parent / "reference" / "gradalig
 
 LABEL = "Fast-AT-GA"  # its name in reports
 COLOR = "#ff7f0e"  # its colour in every figure
-FEASIBLE = True  # every input it feeds the model lies in the eps-ball and [0, 1]
+FEASIBLE = True  # the input it trains on lies in the eps-ball and [0, 1]
 HELP = {  # one line per hyperparameter: suite run --help
     "coef": "coefficient (the GradAlign authors' table by eps, else 0.02*10^(eps/8))",
 }

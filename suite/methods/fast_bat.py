@@ -45,7 +45,7 @@ HELP = {  # one line per hyperparameter: suite run --help
     "implicit": "implicit-gradient term by double backward (exact) or finite difference",
 }
 CHOICES = {"implicit": IMPLICIT_MODES}
-FEASIBLE = True  # every input it feeds the model lies in the eps-ball and [0, 1] (implicit="exact")
+FEASIBLE = True  # the input it trains on lies in the eps-ball and [0, 1]
 SEARCH = {"lmbda": [0.01, 1000]}  # suite tune's default search: log-uniform
 # suite tune with coupled: true: ll_step follows lmbda (a = 1/lambda, the paper's closed form)
 COUPLED = {"ll_step": ("lmbda", lambda lmbda: 255.0 / lmbda, "255/lmbda")}

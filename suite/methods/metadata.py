@@ -50,8 +50,8 @@ def color(module: ModuleType | None) -> str | None:
 
 
 def feasible(module: ModuleType) -> bool:
-    """``FEASIBLE``: whether every input its step feeds the model lies in the eps-ball around x and
-    in [0, 1] (with its default hyperparameters); the contract test holds it to that. Default False."""
+    """``FEASIBLE``: whether the input its step trains on (the one its returned logits are of) lies
+    in the eps-ball around x and in [0, 1]; the contract test holds it to that. Default False."""
     return bool(getattr(module, "FEASIBLE", False))
 
 

@@ -10,7 +10,7 @@ from .perturbation import signed_step, uniform_init
 
 LABEL = "PGD-AT"  # its name in reports
 COLOR = "#9467bd"  # its colour in every figure
-FEASIBLE = True  # every input it feeds the model lies in the eps-ball and [0, 1]
+FEASIBLE = True  # the input it trains on lies in the eps-ball and [0, 1]
 HELP = {  # one line per hyperparameter: suite run --help
     "steps": "attack steps k",
     "alpha": "step size in /255, derived when unset: eps/2 for k = 2, 2 for k = 10, else 2.5 eps/k",

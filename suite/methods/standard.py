@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 LABEL = "Standard"  # its name in reports
 COLOR = "#7f7f7f"  # its colour in every figure
-FEASIBLE = True  # every input it feeds the model lies in the eps-ball and [0, 1]
+FEASIBLE = True  # the input it trains on lies in the eps-ball and [0, 1]
 HELP: dict = {}  # no hyperparameters
 
 

@@ -46,7 +46,7 @@ _assigned: dict[str, str] | None = None  # inside distinct(): method -> colour
 
 
 @functools.lru_cache(maxsize=256)
-def _module(method: str) -> ModuleType | None:
+def method_module(method: str) -> ModuleType | None:
     """The method's module, or None where it does not resolve here (a plug-in not installed)."""
     if method in METHODS:
         return METHODS[method]
@@ -60,7 +60,7 @@ def _module(method: str) -> ModuleType | None:
 
 
 def method_label(method: str) -> str:
-    return meta.label(method, _module(method))
+    return meta.label(method, method_module(method))
 
 
 def method_rank(method: str) -> int:
@@ -75,7 +75,7 @@ def hashed_color(method: str) -> str:
 
 def color(method: str) -> str:
     """The method's ``COLOR``; else its hashed spare colour (inside :func:`distinct`, the one given it there)."""
-    declared = meta.color(_module(method))
+    declared = meta.color(method_module(method))
     if declared:
         return declared
     if _assigned is not None and method in _assigned:
@@ -87,11 +87,11 @@ def assign_colors(methods) -> dict[str, str]:
     """Colours for methods without one of their own, distinct where the spares allow: each takes its
     hashed colour unless a method before it (in name order, so the same set always gets the same
     colours) or a declared colour has it, then the next free spare."""
-    taken = {meta.color(_module(m)) for m in methods} - {None}
+    taken = {meta.color(method_module(m)) for m in methods} - {None}
     taken |= {meta.color(module) for module in METHODS.values()}
     out = {}
     for method in sorted(set(methods)):
-        if meta.color(_module(method)):
+        if meta.color(method_module(method)):
             continue
         start = SPARE_COLORS.index(hashed_color(method))
         ring = SPARE_COLORS[start:] + SPARE_COLORS[:start]

@@ -36,7 +36,7 @@ FIGURE_TITLES = {
     "co_diagnostics": "Catastrophic-overfitting diagnostics per epoch",
     "clean_vs_robust": "Clean against robust accuracy",
     "paired_differences": "Paired differences from the baseline (forest plot)",
-    "lambda_sensitivity": "λ sensitivity (tuning study)",
+    "lambda_sensitivity": "Sensitivity to the searched hyperparameter (tuning study)",
     "training_cost": "Training cost",
 }
 TABLE_FILES = ("summary.csv", "paper_comparison.csv", "table1.csv", "cost.csv", "runs.csv", "paired.csv")
@@ -113,7 +113,7 @@ def _figures(runset: RunSet, t: Tables, trials: pd.DataFrame | None) -> dict:
         "co_diagnostics": figs.co_diagnostics(t.finished, runset.histories),
         "clean_vs_robust": figs.clean_vs_robust(t.finished),
         "paired_differences": figs.paired_differences(t.paired, t.baseline),
-        "lambda_sensitivity": figs.lambda_sensitivity(trials) if trials is not None else None,
+        "lambda_sensitivity": figs.tune_sensitivity(trials) if trials is not None else None,
         "training_cost": figs.training_cost(t.cost),
     }
     return {name: fig for name, fig in made.items() if fig is not None}

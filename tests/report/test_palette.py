@@ -33,7 +33,7 @@ def test_a_plugin_declares_its_label_and_colour(tmp_path, monkeypatch):
         "def step(model, x, y, eps):\n    return None, None\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    palette._module.cache_clear()
+    palette.method_module.cache_clear()
     assert palette.method_label("declared_pkg.meth") == "My FGSM"
     assert palette.color("declared_pkg.meth") == "tab:cyan"
     # a method that does not resolve here (not installed) keeps its name and a spare colour
