@@ -4,8 +4,11 @@ from any folder on ``sys.path``)."""
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 # a method with a hyperparameter no built-in has: the cross-entropy of the clean batch, times gamma
 PLUGIN_SOURCE = """
@@ -20,6 +23,18 @@ def step(model, x, y, eps, *, gamma):
     loss.backward()
     return loss.detach(), logits.detach()
 """
+
+
+PACKAGES = ("plugpkg", "eppkg", "cwdpkg", "brokenpkg", "my_method")  # the tests' plug-in packages
+
+
+@pytest.fixture(autouse=True)
+def forget_plugin_modules():
+    """Each test imports its plug-ins afresh from its own folder: a module imported by an earlier
+    test (from that test's folder) is dropped from ``sys.modules`` afterwards."""
+    yield
+    for name in [name for name in sys.modules if name.split(".")[0] in PACKAGES]:
+        del sys.modules[name]
 
 
 def write_plugin(folder: Path, package: str = "plugpkg", module: str = "meth", source: str = PLUGIN_SOURCE) -> str:

@@ -21,6 +21,7 @@ from suite.methods.perturbation import drawing_from
 from suite.report.palette import color
 from tests.experiments.test_sweep import tiny_spec
 from tests.methods.test_methods import InputRecorder, batch, param_grads, small_model
+from tests.plugins import forget_plugin_modules  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "my_method"

@@ -14,7 +14,7 @@ from suite.experiments.sweep import load_spec  # noqa: E402
 from suite.methods.plugins import import_paths  # noqa: E402
 from suite.store.run_dir import RunDir  # noqa: E402
 from tests.experiments.test_sweep import options, tiny_spec  # noqa: E402
-from tests.plugins import write_entry_points, write_plugin  # noqa: E402
+from tests.plugins import forget_plugin_modules, write_entry_points, write_plugin  # noqa: E402, F401
 
 
 def plugins_on_sys_path_only(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from suite.methods import get_method  # noqa: E402
 from suite.methods.plugins import import_paths  # noqa: E402
 from suite.perf.settings import Settings, method_variants, resolve  # noqa: E402
 from tests.experiments.test_sweep import TINY_BASE, tiny_spec  # noqa: E402
-from tests.plugins import write_entry_points, write_plugin  # noqa: E402
+from tests.plugins import forget_plugin_modules, write_entry_points, write_plugin  # noqa: E402, F401
 
 TINY_FLAGS = ["--epochs", "1", "--train-points", "64", "--batch-size", "32", "--aa-points", "0", "--device", "cpu"]
 
