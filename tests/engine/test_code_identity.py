@@ -197,3 +197,11 @@ def test_editing_a_plugin_method_makes_its_sweep_train_again(tmp_path):
     (tmp_path / "idplug" / "fgsm_like.py").write_text(METHOD.replace("gamma * eps", "gamma * eps * 0.5"))
     assert "stale: method code changed" in launch("--dry-run")
     assert "1 done" in launch()
+
+
+def test_the_runs_table_carries_the_hash_that_reports_compare(finished_tiny_run):
+    from suite.store import runs_dataframe
+
+    config, results, summary = finished_tiny_run
+    frame = runs_dataframe(results)
+    assert list(frame["method_code"]) == [summary["method_code"]]
