@@ -155,6 +155,11 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--no-download", action="store_true", help="never try to download a data set")
     g.add_argument("--force", action="store_true", help="train again even if the run finished")
+    g.add_argument(
+        "--accept-stale",
+        action="store_true",
+        help="keep finished runs whose method code changed since they ran (default: train them again)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
     g.add_argument(
         "--cuda-graphs",
@@ -210,6 +215,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         device=args.device,
         download=not args.no_download,
         force=args.force,
+        accept_stale=args.accept_stale,
         progress=not args.quiet,
         cuda_graphs=args.cuda_graphs,
         wandb_project=args.wandb_project,

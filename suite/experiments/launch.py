@@ -98,6 +98,7 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
     job's log and to the run's ``error.txt``.
     """
     from ..engine import execute
+    from ..engine.reuse import reusable
     from ..store import RunDir, RunLocked
     from ..tracking import trackers
 
@@ -105,7 +106,7 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
         import torch
 
         torch.set_num_threads(threads)
-    if RunDir(options.results_dir, config.run_id).is_finished() and not options.force:
+    if reusable(RunDir(options.results_dir, config.run_id), config.method, options):
         return {"status": "skipped", "reason": "finished"}
     journal = Journal(sweep_dir(options, sweep) / "journal.jsonl")
     try:
@@ -244,6 +245,7 @@ def run_sweep(
     ``slurm``: submitit SlurmExecutor parameters (partition, time in minutes, gpus_per_node,
     cpus_per_task, array_parallelism, mem, account, qos, ...).
     """
+    from ..engine.reuse import reusable
     from ..store import RunDir
 
     out = out or sys.stdout
@@ -254,7 +256,7 @@ def run_sweep(
     result, todo = SweepResult(), []
     configs = spec.configs()
     for config in configs:
-        if RunDir(options.results_dir, config.run_id).is_finished() and not options.force:
+        if reusable(RunDir(options.results_dir, config.run_id), config.method, options):
             result.add(config.run_id, {"status": "skipped", "reason": "finished"})
         else:
             todo.append(config)
@@ -265,9 +267,10 @@ def run_sweep(
     )
     if dry_run:
         for config in configs:
-            status = (RunDir(options.results_dir, config.run_id).read_summary() or {}).get("status")
-            state = "done" if status == "finished" else f"to run (last: {status})" if status else "to run"
-            print(f"  {config.run_id:60s} {state}", file=out)
+            print(
+                f"  {config.run_id:60s} {dry_run_state(RunDir(options.results_dir, config.run_id), config, options)}",
+                file=out,
+            )
         return result
     if not todo:
         return result
@@ -325,6 +328,24 @@ def run_sweep(
             return result
         _wait(dict(zip(jobs, cells)), result, POLL_S["slurm"], _progress(len(todo), spec.name, options.progress))
     return result
+
+
+def dry_run_state(run, config: RunConfig, options: RunOptions) -> str:
+    """A run's line in a dry run: done, stale (its method's code changed: trained again unless
+    ``--accept-stale``), or to run, with the last status of an unfinished one."""
+    from ..engine.reuse import code_state
+
+    status = (run.read_summary() or {}).get("status")
+    if status != "finished" or options.force:
+        return f"to run (last: {status})" if status else "to run"
+    state = code_state(run, config.method)
+    if state == "stale":
+        return (
+            "stale: done with other method code (keeps its result with --accept-stale)"
+            if options.accept_stale
+            else "stale: method code changed since; trains again (--accept-stale keeps it)"
+        )
+    return "done (method code unknown: recorded before code hashes)" if state == "unknown" else "done"
 
 
 def _outcome(job) -> dict:
