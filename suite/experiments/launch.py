@@ -3,7 +3,9 @@
 ``run_sweep`` skips finished runs and hands the others to submitit: ``local`` (one process
 per run, ``workers`` at a time, one GPU each when there are GPUs) or ``slurm`` (one job
 array). The engine's per-run lock makes relaunching safe: a run trained by another
-process at the same moment is reported as skipped, never trained twice at once.
+process at the same moment is reported as skipped, never trained twice at once. Every job is
+handed the import paths of the sweep's plug-in methods (:mod:`suite.methods.plugins`), so a
+fresh process finds a method the launcher found.
 """
 
 from __future__ import annotations
@@ -129,7 +131,12 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
 
 
 def train_cells(
-    configs: list[RunConfig], options: RunOptions, sweep: str, threads: int | None = None, share: str = "processes"
+    configs: list[RunConfig],
+    options: RunOptions,
+    sweep: str,
+    threads: int | None = None,
+    share: str = "processes",
+    paths: tuple = (),
 ) -> list[dict]:
     """The job function of a group of cells sharing a GPU (a Slurm array task, a local packed job):
     train ``configs`` concurrently, one outcome each.
@@ -138,8 +145,12 @@ def train_cells(
     survive a fork), so one crashing cell (even a segfault) fails only itself. ``share="packed"``:
     every cell in this process, each in a thread on its own CUDA stream (``suite.engine.packed``);
     one failing cell still fails only itself, a crash of the process all of them (each resumes
-    from its last epoch). One config runs in this process.
+    from its last epoch). One config runs in this process. ``paths``: ``sys.path`` entries the
+    plug-in methods need (:func:`suite.methods.plugins.import_paths`); spawned cells inherit them.
     """
+    from ..methods.plugins import add_import_paths
+
+    add_import_paths(paths)
     if len(configs) == 1:
         return [train_cell(configs[0], options, sweep, threads)]
     if share == "packed":
@@ -268,6 +279,9 @@ def run_sweep(
     ensure_datasets(todo, options.data_dir, options.download)  # here, once, before any job starts
     import submitit
 
+    from ..methods.plugins import import_paths
+
+    paths = tuple(import_paths(config.method for config in todo))  # where the jobs find the plug-ins
     # jobs may start elsewhere (a Slurm node, another working directory): give them absolute paths
     options = dataclasses.replace(
         options, results_dir=Path(options.results_dir).resolve(), data_dir=Path(options.data_dir).resolve()
@@ -283,7 +297,7 @@ def run_sweep(
         jobs = max(1, workers // per_gpu) if how == "packed" else workers  # job processes at a time
         pool = submitit.LocalExecutor(folder=folder)
         pool.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
-        _run_local(pool, cells, options, spec.name, jobs, gpus, threads, result, how)
+        _run_local(pool, cells, options, spec.name, jobs, gpus, threads, result, how, paths)
     else:
         params = {"job_name": f"sweep-{spec.name}", "nodes": 1, "ntasks_per_node": 1, **(slurm or {})}
         try:
@@ -300,7 +314,9 @@ def run_sweep(
         k, how = runs_per_gpu or default.runs_per_gpu, share or default.share
         cells = pack_cells(todo, k, how)
         n = len(cells)
-        jobs = array.map_array(train_cells, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n)
+        jobs = array.map_array(
+            train_cells, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n, [paths] * n
+        )
         print(
             f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(todo)} runs) of {n} task(s), up to {k} "
             f"runs at once each; logs in {folder}",
@@ -365,7 +381,7 @@ def _gpu_parameters(slot: int, gpus: list[int], device: str) -> dict:
     return {"gpus_per_node": 1, "visible_gpus": [gpus[slot % len(gpus)]]}
 
 
-def _run_local(pool, cells, options, name, workers, gpus, threads, result, share="processes") -> None:
+def _run_local(pool, cells, options, name, workers, gpus, threads, result, share="processes", paths=()) -> None:
     """Keep ``workers`` job processes busy until every run is handled; each job trains one cell (a
     list of configs: one run, or with ``share="packed"`` several in one process)."""
     queue, running, free = deque(cells), {}, list(range(workers))
@@ -375,7 +391,7 @@ def _run_local(pool, cells, options, name, workers, gpus, threads, result, share
             while queue and free:
                 slot, cell = free.pop(0), queue.popleft()
                 pool.update_parameters(**_gpu_parameters(slot, gpus, options.device))
-                running[pool.submit(train_cells, cell, options, name, threads, share)] = (cell, slot)
+                running[pool.submit(train_cells, cell, options, name, threads, share, paths)] = (cell, slot)
             for job in [job for job in running if job.done()]:
                 cell, slot = running.pop(job)
                 free.append(slot)

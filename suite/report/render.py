@@ -27,7 +27,7 @@ from .compact import compact_tables
 from .latex import tabular
 from .names import setting_title
 from .paired import DEFAULT_BASELINE, paired_table
-from .palette import method_label
+from .palette import distinct, method_label
 from .sources import RunSet
 
 FIGURE_TITLES = {
@@ -36,7 +36,7 @@ FIGURE_TITLES = {
     "co_diagnostics": "Catastrophic-overfitting diagnostics per epoch",
     "clean_vs_robust": "Clean against robust accuracy",
     "paired_differences": "Paired differences from the baseline (forest plot)",
-    "lambda_sensitivity": "λ sensitivity (tuning study)",
+    "lambda_sensitivity": "Sensitivity to the searched hyperparameter (tuning study)",
     "training_cost": "Training cost",
 }
 TABLE_FILES = ("summary.csv", "paper_comparison.csv", "table1.csv", "cost.csv", "runs.csv", "paired.csv")
@@ -101,14 +101,19 @@ class Tables:
 
 
 def make_figures(runset: RunSet, t: Tables, trials: pd.DataFrame | None) -> dict:
-    """Every figure that has data, by name."""
+    """Every figure that has data, by name; methods without a colour of their own get distinct ones."""
+    with distinct(set(t.runs["method"]) if "method" in t.runs else ()):
+        return _figures(runset, t, trials)
+
+
+def _figures(runset: RunSet, t: Tables, trials: pd.DataFrame | None) -> dict:
     made = {
         "robust_vs_eps": figs.robust_vs_eps(t.summary),
         "epoch_curves": figs.epoch_curves(t.finished, runset.histories),
         "co_diagnostics": figs.co_diagnostics(t.finished, runset.histories),
         "clean_vs_robust": figs.clean_vs_robust(t.finished),
         "paired_differences": figs.paired_differences(t.paired, t.baseline),
-        "lambda_sensitivity": figs.lambda_sensitivity(trials) if trials is not None else None,
+        "lambda_sensitivity": figs.tune_sensitivity(trials) if trials is not None else None,
         "training_cost": figs.training_cost(t.cost),
     }
     return {name: fig for name, fig in made.items() if fig is not None}
