@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -265,6 +266,10 @@ def run_sweep(
     ensure_datasets(todo, options.data_dir, options.download)  # here, once, before any job starts
     import submitit
 
+    from .submitit_logging import print_each_line_once
+
+    print_each_line_once()
+
     # jobs may start elsewhere (a Slurm node, another working directory): give them absolute paths
     options = dataclasses.replace(
         options, results_dir=Path(options.results_dir).resolve(), data_dir=Path(options.data_dir).resolve()
@@ -297,7 +302,10 @@ def run_sweep(
         k, how = runs_per_gpu or default.runs_per_gpu, share or default.share
         cells = pack_cells(todo, k, how)
         n = len(cells)
-        jobs = array.map_array(train_cells, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n)
+        try:
+            jobs = array.map_array(train_cells, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n)
+        except submitit.core.utils.FailedJobError as err:  # sbatch said no: an unreachable controller, a bad option
+            raise SuiteError(f"Slurm refused the job array: {_sbatch_error(str(err))}") from None
         print(
             f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(todo)} runs) of {n} task(s), up to {k} "
             f"runs at once each; logs in {folder}",
@@ -309,6 +317,14 @@ def run_sweep(
             return result
         _wait(dict(zip(jobs, cells)), result, POLL_S["slurm"], _progress(len(todo), spec.name, options.progress))
     return result
+
+
+def _sbatch_error(stderr: str) -> str:
+    """sbatch's reason in one line: its last ``error:``/``fatal:`` line, without the prefix."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    reasons = [line for line in lines if "error:" in line or "fatal:" in line] or lines or ["no reason given"]
+    reason = re.sub(r"^(sbatch: )?(error|fatal): ", "", reasons[-1])
+    return f"{reason} (check the cluster with `sinfo` and the --partition, --time and --slurm options)"
 
 
 def _outcome(job) -> dict:
