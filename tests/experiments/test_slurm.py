@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from suite.cli import build_parser
 from suite.experiments.sweep import load_spec
 from suite.store.run_dir import RunDir
 from tests.experiments.test_reproduce import RUN_FLAGS
@@ -100,7 +101,7 @@ def test_array_task_trains_several_runs_at_once(tmp_path, monkeypatch, capsys):
 
 def test_reproduce_no_wait_then_its_follow_up_commands(sweeps, tmp_path):  # noqa: F811
     """`suite reproduce --executor slurm --no-wait` submits the sweeps and returns; the commands it
-    prints then follow the runs, run the study and write the report."""
+    prints then follow the runs, run the study (the same --set) and write the report of both sweeps."""
     results = tmp_path / "results"
     argv = ["reproduce", "smoke", "--sweeps-dir", sweeps, "--results-dir", results, "--set", "epochs=1"]
     submitted = suite_cli(*argv, *SLURM_FLAGS, "--no-wait", *RUN_FLAGS, cwd=tmp_path)
@@ -113,6 +114,15 @@ def test_reproduce_no_wait_then_its_follow_up_commands(sweeps, tmp_path):  # noq
     follow, study, report = (
         shlex.split(commands[key].split(" (")[0])
         for key in ("follow the runs", "the study", "when they are done, the report")
+    )
+    tune_args = build_parser().parse_args(study[1:])
+    assert (tune_args.spec, tune_args.set) == (sweeps / "lambda_smoke.yaml", ["epochs=1"])
+    report_args = build_parser().parse_args(report[1:])
+    assert (report_args.sweep, report_args.overrides, report_args.study, report_args.name) == (
+        [sweeps / "smoke.yaml", sweeps / "smoke_co.yaml"],
+        ["epochs=1"],
+        "lam_tiny",
+        "smoke",
     )
 
     for array in arrays:
