@@ -12,10 +12,15 @@ if url=$(bash .ci/postgres.sh); then
 else
   echo "warning: could not start PostgreSQL; its test will be skipped" >&2
 fi
-if conf=$(bash .ci/slurm.sh); then
+slurm_log=$(mktemp)
+if conf=$(bash .ci/slurm.sh 2>"$slurm_log"); then
+  cat "$slurm_log" >&2
   export SLURM_CONF="$conf" SUITE_TEST_SLURM=1
   stops+=("bash .ci/slurm.sh stop")
 else
-  echo "warning: could not start Slurm (reason above); the tests/experiments/test_slurm.py tests will be skipped" >&2
+  cat "$slurm_log" >&2
+  export SUITE_TEST_SLURM_SKIP="$(grep '^slurm.sh: ' "$slurm_log" | tail -n 1)"  # the skip reason the tests show
+  echo "warning: could not start Slurm; the tests in tests/experiments/test_slurm.py will be skipped" >&2
 fi
+rm -f "$slurm_log"
 python3 -m pytest "$@"

@@ -32,7 +32,8 @@ from tests.experiments.test_sweep import options, tiny_spec
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("SUITE_TEST_SLURM") or shutil.which("sbatch") is None,
-    reason="no Slurm cluster: tests/run.sh starts one with .ci/slurm.sh (needs root and slurm-wlm, munge)",
+    reason=os.environ.get("SUITE_TEST_SLURM_SKIP")  # why tests/run.sh could not start it
+    or "no Slurm cluster: tests/run.sh starts one with .ci/slurm.sh (needs root and slurm-wlm, munge)",
 )
 SLURM_FLAGS = ["--executor", "slurm", "--gpus-per-job", "0", "--cpus-per-job", "1", "--time", "10"]
 
@@ -59,6 +60,11 @@ def wait_until_gone(job_id: str, timeout_s: float = 240) -> None:
             return
         time.sleep(0.5)
     pytest.fail(f"job {job_id} still queued after {timeout_s} s:\n{queue}")
+
+
+def test_docs_name_the_slurm_version_tested():
+    version = subprocess.run(["sinfo", "--version"], capture_output=True, text=True, check=True).stdout.split()[-1]
+    assert f"Tested against Slurm {version}" in (Path(__file__).parents[2] / "docs" / "cluster.md").read_text()
 
 
 def test_sweep_runs_as_one_job_array_and_prints_each_log_line_once(tmp_path):
