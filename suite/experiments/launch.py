@@ -388,8 +388,15 @@ def _run_local(pool, cells, options, name, workers, gpus, threads, result, share
 
 
 def _wait(jobs: dict, result, poll_s: float, bar) -> None:
-    """Wait for already submitted jobs ({job: its configs}); Ctrl-C leaves them running."""
-    pending = dict(jobs)
+    """Wait for already submitted Slurm jobs ({job: its configs}); Ctrl-C leaves them running.
+
+    A job that Slurm says has ended (``suite.experiments.slurm_queue``) but that has left no
+    result at two polls in a row (cancelled, killed at its time limit, its node lost) fails its
+    runs: submitit, reading only ``sacct``, would wait for it forever on a cluster without accounting.
+    """
+    from .slurm_queue import GONE, ended
+
+    pending, suspects = dict(jobs), set()
     try:
         while pending:
             for job in [job for job in pending if job.done()]:
@@ -397,6 +404,13 @@ def _wait(jobs: dict, result, poll_s: float, bar) -> None:
                 outcomes = outcomes if isinstance(outcomes, list) else [outcomes] * len(configs)  # a dead job
                 for config, outcome in zip(configs, outcomes):
                     _record(bar, result, config, outcome)
+            states = ended([job.job_id for job in pending]) if pending else {}
+            for job in [job for job in pending if job in suspects and job.job_id in states and not job.done()]:
+                state = "no longer in squeue" if states[job.job_id] == GONE else f"state {states[job.job_id]}"
+                reason = f"job {job.job_id} ended without a result ({state}; log: {job.paths.stderr})"
+                for config in pending.pop(job):
+                    _record(bar, result, config, {"status": "failed", "reason": reason})
+            suspects = {job for job in pending if job.job_id in states}
             if pending:
                 time.sleep(poll_s)
     except KeyboardInterrupt:

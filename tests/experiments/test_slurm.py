@@ -146,3 +146,40 @@ def test_reproduce_no_wait_then_its_follow_up_commands(sweeps, tmp_path):  # noq
     assert written.returncode == 0, written.stdout + written.stderr
     assert (tmp_path / "reports" / "smoke" / "report.md").exists()
     assert (tmp_path / "reports" / "smoke" / "lambda_sensitivity.png").exists()
+
+
+def test_cancelled_tasks_fail_their_runs_instead_of_hanging(tmp_path, monkeypatch):
+    """scancel of an array whose tasks wait to start: they leave no result and sacct knows nothing
+    here (no accounting), yet both runs are reported failed, from squeue, and the sweep returns.
+    (A running task cancelled ends the same way, after Slurm's KillWait of 30 s.)"""
+    import threading
+
+    import suite.experiments.launch
+    from suite.experiments.launch import run_sweep
+
+    monkeypatch.setitem(suite.experiments.launch.POLL_S, "slurm", 0.5)
+    spec = load_spec(tiny_spec(tmp_path, "method: [standard, fast_at]\n"))
+    folder = tmp_path / "results/sweeps/tiny/submitit"
+
+    def cancel_once_queued() -> None:
+        deadline = time.monotonic() + 60
+        while not list(folder.glob("*_submitted.pkl")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        array = next(folder.glob("*_submitted.pkl")).name.split("_")[0]
+        subprocess.run(["scancel", array], check=True)
+
+    canceller = threading.Thread(target=cancel_once_queued, daemon=True)
+    canceller.start()
+    later = {"begin": "now+3600"}  # both tasks wait in the queue until the test cancels them
+    slurm = {"time": 10, "cpus_per_task": 1, "gpus_per_node": 0, "additional_parameters": later}
+    outcome = []  # run in a thread: without the fix it would wait forever
+    sweep = threading.Thread(
+        target=lambda: outcome.append(run_sweep(spec, options(tmp_path), executor="slurm", slurm=slurm)), daemon=True
+    )
+    sweep.start()
+    sweep.join(timeout=60)
+    assert outcome, "the sweep still waits for its cancelled tasks"
+    result = outcome[0]
+    assert not result.done and len(result.failed) == 2
+    for _, reason in result.failed:
+        assert re.search(r"job \d+_[01] ended without a result \((state CANCELLED|no longer in squeue); log: ", reason)
