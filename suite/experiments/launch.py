@@ -3,7 +3,9 @@
 ``run_sweep`` skips finished runs and hands the others to submitit: ``local`` (one process
 per run, ``workers`` at a time, one GPU each when there are GPUs) or ``slurm`` (one job
 array). The engine's per-run lock makes relaunching safe: a run trained by another
-process at the same moment is reported as skipped, never trained twice at once.
+process at the same moment is reported as skipped, never trained twice at once. Every job is
+handed the import paths of the sweep's plug-in methods (:mod:`suite.methods.plugins`), so a
+fresh process finds a method the launcher found.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
     job's log and to the run's ``error.txt``.
     """
     from ..engine import execute
+    from ..engine.reuse import reusable
     from ..store import RunDir, RunLocked
     from ..tracking import trackers
 
@@ -104,7 +107,7 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
         import torch
 
         torch.set_num_threads(threads)
-    if RunDir(options.results_dir, config.run_id).is_finished() and not options.force:
+    if reusable(RunDir(options.results_dir, config.run_id), config.method, options):
         return {"status": "skipped", "reason": "finished"}
     journal = Journal(sweep_dir(options, sweep) / "journal.jsonl")
     try:
@@ -129,7 +132,12 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
 
 
 def train_cells(
-    configs: list[RunConfig], options: RunOptions, sweep: str, threads: int | None = None, share: str = "processes"
+    configs: list[RunConfig],
+    options: RunOptions,
+    sweep: str,
+    threads: int | None = None,
+    share: str = "processes",
+    paths: tuple = (),
 ) -> list[dict]:
     """The job function of a group of cells sharing a GPU (a Slurm array task, a local packed job):
     train ``configs`` concurrently, one outcome each.
@@ -138,8 +146,12 @@ def train_cells(
     survive a fork), so one crashing cell (even a segfault) fails only itself. ``share="packed"``:
     every cell in this process, each in a thread on its own CUDA stream (``suite.engine.packed``);
     one failing cell still fails only itself, a crash of the process all of them (each resumes
-    from its last epoch). One config runs in this process.
+    from its last epoch). One config runs in this process. ``paths``: ``sys.path`` entries the
+    plug-in methods need (:func:`suite.methods.plugins.import_paths`); spawned cells inherit them.
     """
+    from ..methods.plugins import add_import_paths
+
+    add_import_paths(paths)
     if len(configs) == 1:
         return [train_cell(configs[0], options, sweep, threads)]
     if share == "packed":
@@ -234,6 +246,7 @@ def run_sweep(
     ``slurm``: submitit SlurmExecutor parameters (partition, time in minutes, gpus_per_node,
     cpus_per_task, array_parallelism, mem, account, qos, ...).
     """
+    from ..engine.reuse import reusable
     from ..store import RunDir
 
     out = out or sys.stdout
@@ -244,7 +257,7 @@ def run_sweep(
     result, todo = SweepResult(), []
     configs = spec.configs()
     for config in configs:
-        if RunDir(options.results_dir, config.run_id).is_finished() and not options.force:
+        if reusable(RunDir(options.results_dir, config.run_id), config.method, options):
             result.add(config.run_id, {"status": "skipped", "reason": "finished"})
         else:
             todo.append(config)
@@ -255,9 +268,10 @@ def run_sweep(
     )
     if dry_run:
         for config in configs:
-            status = (RunDir(options.results_dir, config.run_id).read_summary() or {}).get("status")
-            state = "done" if status == "finished" else f"to run (last: {status})" if status else "to run"
-            print(f"  {config.run_id:60s} {state}", file=out)
+            print(
+                f"  {config.run_id:60s} {dry_run_state(RunDir(options.results_dir, config.run_id), config, options)}",
+                file=out,
+            )
         return result
     if not todo:
         return result
@@ -266,10 +280,11 @@ def run_sweep(
     ensure_datasets(todo, options.data_dir, options.download)  # here, once, before any job starts
     import submitit
 
+    from ..methods.plugins import import_paths
     from .submitit_logging import print_each_line_once
 
     print_each_line_once()
-
+    paths = tuple(import_paths(config.method for config in todo))  # where the jobs find the plug-ins
     # jobs may start elsewhere (a Slurm node, another working directory): give them absolute paths
     options = dataclasses.replace(
         options, results_dir=Path(options.results_dir).resolve(), data_dir=Path(options.data_dir).resolve()
@@ -285,7 +300,7 @@ def run_sweep(
         jobs = max(1, workers // per_gpu) if how == "packed" else workers  # job processes at a time
         pool = submitit.LocalExecutor(folder=folder)
         pool.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
-        _run_local(pool, cells, options, spec.name, jobs, gpus, threads, result, how)
+        _run_local(pool, cells, options, spec.name, jobs, gpus, threads, result, how, paths)
     else:
         params = {"job_name": f"sweep-{spec.name}", "nodes": 1, "ntasks_per_node": 1, **(slurm or {})}
         try:
@@ -303,7 +318,9 @@ def run_sweep(
         cells = pack_cells(todo, k, how)
         n = len(cells)
         try:
-            jobs = array.map_array(train_cells, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n)
+            jobs = array.map_array(
+                train_cells, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n, [paths] * n
+            )
         except submitit.core.utils.FailedJobError as err:  # sbatch said no: an unreachable controller, a bad option
             raise SuiteError(f"Slurm refused the job array: {_sbatch_error(str(err))}") from None
         print(
@@ -325,6 +342,24 @@ def _sbatch_error(stderr: str) -> str:
     reasons = [line for line in lines if "error:" in line or "fatal:" in line] or lines or ["no reason given"]
     reason = re.sub(r"^(sbatch: )?(error|fatal): ", "", reasons[-1])
     return f"{reason} (check the cluster with `sinfo` and the --partition, --time and --slurm options)"
+
+
+def dry_run_state(run, config: RunConfig, options: RunOptions) -> str:
+    """A run's line in a dry run: done, stale (its method's code changed: trained again unless
+    ``--accept-stale``), or to run, with the last status of an unfinished one."""
+    from ..engine.reuse import code_state
+
+    status = (run.read_summary() or {}).get("status")
+    if status != "finished" or options.force:
+        return f"to run (last: {status})" if status else "to run"
+    state = code_state(run, config.method)
+    if state == "stale":
+        return (
+            "stale: done with other method code (keeps its result with --accept-stale)"
+            if options.accept_stale
+            else "stale: method code changed since; trains again (--accept-stale keeps it)"
+        )
+    return "done (method code unknown: recorded before code hashes)" if state == "unknown" else "done"
 
 
 def _outcome(job) -> dict:
@@ -360,7 +395,7 @@ def _gpu_parameters(slot: int, gpus: list[int], device: str) -> dict:
     return {"gpus_per_node": 1, "visible_gpus": [gpus[slot % len(gpus)]]}
 
 
-def _run_local(pool, cells, options, name, workers, gpus, threads, result, share="processes") -> None:
+def _run_local(pool, cells, options, name, workers, gpus, threads, result, share="processes", paths=()) -> None:
     """Keep ``workers`` job processes busy until every run is handled; each job trains one cell (a
     list of configs: one run, or with ``share="packed"`` several in one process)."""
     queue, running, free = deque(cells), {}, list(range(workers))
@@ -370,7 +405,7 @@ def _run_local(pool, cells, options, name, workers, gpus, threads, result, share
             while queue and free:
                 slot, cell = free.pop(0), queue.popleft()
                 pool.update_parameters(**_gpu_parameters(slot, gpus, options.device))
-                running[pool.submit(train_cells, cell, options, name, threads, share)] = (cell, slot)
+                running[pool.submit(train_cells, cell, options, name, threads, share, paths)] = (cell, slot)
             for job in [job for job in running if job.done()]:
                 cell, slot = running.pop(job)
                 free.append(slot)

@@ -26,9 +26,11 @@ import pytest
 from suite.cli import build_parser
 from suite.experiments.sweep import load_spec
 from suite.store.run_dir import RunDir
+from tests.experiments.test_plugin_sweeps import plugins_on_sys_path_only
 from tests.experiments.test_reproduce import RUN_FLAGS
 from tests.experiments.test_reproduce import sweeps as sweeps  # noqa: F401  (the tiny smoke preset fixture)
 from tests.experiments.test_sweep import options, tiny_spec
+from tests.plugins import forget_plugin_modules  # noqa: F401  (autouse: each test imports its own plug-ins)
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("SUITE_TEST_SLURM") or shutil.which("sbatch") is None,
@@ -103,6 +105,21 @@ def test_array_task_trains_several_runs_at_once(tmp_path, monkeypatch, capsys):
     assert sorted(result.done) == sorted(c.run_id for c in spec.configs()) and not result.failed
     journal = [json.loads(line) for line in (tmp_path / "results/sweeps/tiny/journal.jsonl").read_text().splitlines()]
     assert len({event["pid"] for event in journal if event["event"] == "start"}) == 2
+
+
+def test_array_tasks_find_the_plugins(tmp_path, monkeypatch):
+    """Array tasks, fresh processes on the node, resolve a dotted-path and an entry-point plug-in
+    that the launcher found only through its own sys.path."""
+    import suite.experiments.launch
+    from suite.experiments.launch import run_sweep
+
+    plugins_on_sys_path_only(tmp_path, monkeypatch)
+    monkeypatch.setitem(suite.experiments.launch.POLL_S, "slurm", 0.5)
+    spec = load_spec(tiny_spec(tmp_path, "method: [plugpkg.meth, ep_plug]\n"))
+    slurm = {"time": 10, "cpus_per_task": 1, "gpus_per_node": 0}
+    result = run_sweep(spec, options(tmp_path), executor="slurm", slurm=slurm)
+    assert not result.failed, result.report()
+    assert sorted(result.done) == sorted(c.run_id for c in spec.configs())
 
 
 def test_reproduce_no_wait_then_its_follow_up_commands(sweeps, tmp_path):  # noqa: F811
