@@ -95,14 +95,19 @@ def method_named(args: list[str]) -> str | None:
 
 
 def plugin_modules(args: list[str]) -> dict[str, ModuleType]:
-    """The installed plug-ins and the dotted ``--method`` of ``args`` that import; the others are
-    left for the run itself to refuse in one line."""
+    """The plug-ins whose flags ``args`` may use: the ``--method`` named, when it is no built-in, and
+    with ``--help`` every installed one. A built-in's run imports no plug-in. Those that fail to
+    import are left for the run itself to refuse in one line."""
     from ..errors import SuiteError
     from ..methods import METHODS, get_method, plugin_names
+    from .run_config import RunConfig
 
-    names = [n for n in plugin_names() if n not in METHODS]
-    named = method_named(args)
-    if named and named not in METHODS and named not in names and "." in named:
+    named = method_named(args) or RunConfig.method
+    asking = bool({"-h", "--help"} & set(args))
+    if named in METHODS and not asking:
+        return {}
+    names = [n for n in plugin_names() if n not in METHODS] if asking else []
+    if named not in METHODS and named not in names:
         names.append(named)
     modules = {}
     for name in names:

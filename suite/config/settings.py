@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import sys
 
 import yaml
@@ -33,6 +34,9 @@ def canonical(key, where: str = "") -> str:
     return key
 
 
+EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_setting(item: str, flag: str = "--set") -> tuple[str, object]:
     """``"key=value"`` -> ``(key, YAML-parsed value)``; ``flag`` names the option in errors."""
     key, sep, raw = item.partition("=")
@@ -42,9 +46,12 @@ def parse_setting(item: str, flag: str = "--set") -> tuple[str, object]:
         example = "lmbda=1" if flag == "--hp" else "epochs=5"
         raise SuiteError(f"{flag} {item}: expected key=value, e.g. {flag} {example}")
     try:
-        return key, yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError as err:
         raise SuiteError(f"{flag} {item}: the value is not valid YAML ({err})") from None
+    if isinstance(value, str) and EXPONENT_NUMBER.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e3 (no dot) as text; on a command line it is a number
+    return key, value
 
 
 def split_settings(settings: dict) -> tuple[dict, dict]:

@@ -31,6 +31,7 @@ from ..methods import get_method
 from ..methods import precision as method_precision
 from ..methods.identity import method_code
 from ..methods.perturbation import drawing_from
+from ..methods.plugins import method_source
 from ..models import build_model
 from ..store import (
     RunDir,
@@ -310,6 +311,7 @@ class Trainer:
             "hparams": c.hparams,
             "method_code": method_code(c.method),  # the code it ran (suite.engine.reuse: stale when it changes)
             "method_module": self.method.__name__,  # where a worker or reader finds the method again
+            "method_source": method_source(c.method),  # a plug-in's entry point, distribution, import paths
             "git": git_state(),
         }
 

@@ -75,3 +75,24 @@ def add_import_paths(paths) -> None:
     if missing:
         sys.path.extend(missing)
         importlib.invalidate_caches()
+
+
+def method_source(name: str) -> dict | None:
+    """Where a plug-in method came from, for its run record (None for a built-in): the entry point
+    and its distribution (name and version) when it is one, and the ``sys.path`` entries a process
+    needs to import it again (:func:`import_paths`)."""
+    from . import ENTRY_POINT_GROUP, METHODS, plugin_names
+
+    if name in METHODS:
+        return None
+    source = {"entry_point": None, "distribution": None, "import_paths": import_paths([name])}
+    if name in plugin_names():
+        from importlib.metadata import entry_points
+
+        point = next(ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name)
+        dist = getattr(point, "dist", None)
+        source.update(
+            entry_point=f"{point.name} = {point.value}",
+            distribution=f"{dist.metadata['Name']} {dist.version}" if dist is not None else None,
+        )
+    return source

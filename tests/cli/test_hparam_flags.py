@@ -97,3 +97,25 @@ def test_spec_and_set_keys_take_a_named_plugins_hyperparameters(plugin, tmp_path
     spec.write_text(f"name: plug\nbase: {{method: {plugin}, rounds: 1.5}}\n")
     with pytest.raises(Exception, match="rounds must be int"):
         load_sweep(spec)
+
+
+def test_hp_reads_exponent_numbers_as_numbers():
+    from suite.config.hparam_flags import hparams_from_args
+
+    args = parse(["run", "--method", "fast_bat", "--hp", "ll_step=1e3", "--hp", "lmbda=2.5e-1"])
+    assert hparams_from_args(args) == {"ll_step": 1000.0, "lmbda": 0.25}
+
+
+def test_a_built_in_run_imports_no_plug_in(monkeypatch):
+    """An installed plug-in is imported for its flags only when it is the --method, or for --help."""
+    import suite.methods as methods
+    from suite.config.hparam_flags import plugin_modules
+
+    monkeypatch.setattr(methods, "plugin_names", lambda: {"broken": "no_such_module_anywhere"})
+    imported = []
+    real = methods.get_method
+    monkeypatch.setattr(methods, "get_method", lambda name: imported.append(name) or real(name))
+    assert plugin_modules(["--method", "fast_at"]) == {} and plugin_modules([]) == {}
+    assert imported == []
+    assert plugin_modules(["--method", "fast_at", "--help"]) == {}  # tried, failed to import: left out
+    assert imported == ["broken"]

@@ -5,6 +5,7 @@ and colour."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -148,3 +149,17 @@ def test_the_report_shows_the_plugin_under_its_own_label_and_colour(example_repo
     assert "My FGSM" in rows and "Fast-AT" in rows and "my_fgsm" not in rows
     figure = example_report / "robust_vs_eps.png"
     assert pixels_near(figure, "#17becf") > 20 and pixels_near(figure, color("fast_at")) > 20
+
+
+def test_the_plugins_record_says_where_it_came_from(example_report):
+    """The record names the entry point, its distribution and the folder it was imported from."""
+    results = example_report.parent.parent / "results" / "runs"
+    (run,) = [p for p in results.iterdir() if p.name.startswith("my_fgsm-")]
+    summary = json.loads((run / "summary.json").read_text())
+    source = summary["method_source"]
+    assert source["entry_point"] == "my_fgsm = my_method.my_fgsm"
+    assert source["distribution"] == "my-method 0.1.0"
+    assert any(Path(p).name == "site" for p in source["import_paths"])
+    assert summary["method_module"] == "my_method.my_fgsm" and len(summary["method_code"]) == 16
+    (builtin,) = [p for p in results.iterdir() if p.name.startswith("fast_at-")]
+    assert json.loads((builtin / "summary.json").read_text())["method_source"] is None
