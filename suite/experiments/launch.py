@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -280,7 +281,9 @@ def run_sweep(
     import submitit
 
     from ..methods.plugins import import_paths
+    from .submitit_logging import print_each_line_once
 
+    print_each_line_once()
     paths = tuple(import_paths(config.method for config in todo))  # where the jobs find the plug-ins
     # jobs may start elsewhere (a Slurm node, another working directory): give them absolute paths
     options = dataclasses.replace(
@@ -314,9 +317,12 @@ def run_sweep(
         k, how = runs_per_gpu or default.runs_per_gpu, share or default.share
         cells = pack_cells(todo, k, how)
         n = len(cells)
-        jobs = array.map_array(
-            train_cells, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n, [paths] * n
-        )
+        try:
+            jobs = array.map_array(
+                train_cells, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n, [paths] * n
+            )
+        except submitit.core.utils.FailedJobError as err:  # sbatch said no: an unreachable controller, a bad option
+            raise SuiteError(f"Slurm refused the job array: {_sbatch_error(str(err))}") from None
         print(
             f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(todo)} runs) of {n} task(s), up to {k} "
             f"runs at once each; logs in {folder}",
@@ -328,6 +334,14 @@ def run_sweep(
             return result
         _wait(dict(zip(jobs, cells)), result, POLL_S["slurm"], _progress(len(todo), spec.name, options.progress))
     return result
+
+
+def _sbatch_error(stderr: str) -> str:
+    """sbatch's reason in one line: its last ``error:``/``fatal:`` line, without the prefix."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    reasons = [line for line in lines if "error:" in line or "fatal:" in line] or lines or ["no reason given"]
+    reason = re.sub(r"^(sbatch: )?(error|fatal): ", "", reasons[-1])
+    return f"{reason} (check the cluster with `sinfo` and the --partition, --time and --slurm options)"
 
 
 def dry_run_state(run, config: RunConfig, options: RunOptions) -> str:
@@ -409,8 +423,15 @@ def _run_local(pool, cells, options, name, workers, gpus, threads, result, share
 
 
 def _wait(jobs: dict, result, poll_s: float, bar) -> None:
-    """Wait for already submitted jobs ({job: its configs}); Ctrl-C leaves them running."""
-    pending = dict(jobs)
+    """Wait for already submitted Slurm jobs ({job: its configs}); Ctrl-C leaves them running.
+
+    A job that Slurm says has ended (``suite.experiments.slurm_queue``) but that has left no
+    result at two polls in a row (cancelled, killed at its time limit, its node lost) fails its
+    runs: submitit, reading only ``sacct``, would wait for it forever on a cluster without accounting.
+    """
+    from .slurm_queue import GONE, ended
+
+    pending, suspects = dict(jobs), set()
     try:
         while pending:
             for job in [job for job in pending if job.done()]:
@@ -418,6 +439,13 @@ def _wait(jobs: dict, result, poll_s: float, bar) -> None:
                 outcomes = outcomes if isinstance(outcomes, list) else [outcomes] * len(configs)  # a dead job
                 for config, outcome in zip(configs, outcomes):
                     _record(bar, result, config, outcome)
+            states = ended([job.job_id for job in pending]) if pending else {}
+            for job in [job for job in pending if job in suspects and job.job_id in states and not job.done()]:
+                state = "no longer in squeue" if states[job.job_id] == GONE else f"state {states[job.job_id]}"
+                reason = f"job {job.job_id} ended without a result ({state}; log: {job.paths.stderr})"
+                for config in pending.pop(job):
+                    _record(bar, result, config, {"status": "failed", "reason": reason})
+            suspects = {job for job in pending if job.job_id in states}
             if pending:
                 time.sleep(poll_s)
     except KeyboardInterrupt:

@@ -30,6 +30,8 @@ from .paired import DEFAULT_BASELINE, paired_table
 from .palette import distinct, method_label
 from .sources import RunSet
 
+# a figure's function in suite.report.figures, where it is not named as the figure (its file name)
+FIGURE_MAKERS = {"lambda_sensitivity": "tune_sensitivity"}
 FIGURE_TITLES = {
     "robust_vs_eps": "Robust accuracy against training ε (catastrophic overfitting)",
     "epoch_curves": "Per-epoch validation accuracy, every method at every ε",
@@ -318,7 +320,8 @@ def _blocks(runset, t: Tables, figures, title, selection, latex_files) -> list[t
         ]
     blocks.append(("h2", "Figures"))
     for name, fig in figures.items():
-        caption = " ".join(getattr(figs, name).__doc__.split(")", 1)[1].split())  # the docstring after "(n)"
+        maker = getattr(figs, FIGURE_MAKERS.get(name, name))
+        caption = " ".join(maker.__doc__.split(")", 1)[1].split())  # the docstring after "(n)"
         blocks.append(("figure", name, FIGURE_TITLES[name], caption))
     run_table = t.run_table
     if not run_table.empty:

@@ -1,5 +1,5 @@
 """Plug-in methods in a sweep's worker processes: submitit's local jobs and the spawned per-cell
-processes resolve a dotted-path and an entry-point method that the launcher found only through
+processes (and Slurm's array tasks: tests/experiments/test_slurm.py) resolve a dotted-path and an entry-point method that the launcher found only through
 its own sys.path (not PYTHONPATH), because every job is handed the plug-ins' import paths."""
 
 from __future__ import annotations
@@ -49,16 +49,3 @@ def test_spawned_cells_find_a_plugin_from_the_paths_their_job_was_handed(tmp_pat
     outcomes = train_cells(configs, options(tmp_path), "tiny", share="processes", paths=(str(src),))
     assert outcomes == [{"status": "done", "reason": None}] * 2
     assert str(src) in sys.path  # the job's first step, which its spawned cells inherit
-
-
-def test_slurm_array_tasks_find_the_plugins(tmp_path, fake_slurm, monkeypatch):
-    """The fake sbatch runs the array's tasks with Slurm's environment, in fresh processes."""
-    import suite.experiments.launch
-
-    plugins_on_sys_path_only(tmp_path, monkeypatch)
-    monkeypatch.setenv("FAKE_SLURM_RUN", "1")
-    monkeypatch.setitem(suite.experiments.launch.POLL_S, "slurm", 0.2)
-    spec = load_spec(tiny_spec(tmp_path, "method: [plugpkg.meth, ep_plug]\n"))
-    result = run_sweep(spec, options(tmp_path), executor="slurm", slurm={"time": 5, "cpus_per_task": 1})
-    assert not result.failed, result.report()
-    assert sorted(result.done) == sorted(c.run_id for c in spec.configs())
