@@ -169,3 +169,15 @@ def test_class_count_mismatch(tmp_path, capsys, monkeypatch):
     assert _eval(results, *args, "--test-points", "8", "--pgd-steps", "1", "--pgd-restarts", "1") == 2
     assert "outputs (7,) per point but fashion_mnist has 10 classes" in capsys.readouterr().err
     assert not results.exists() or not list((results / "runs").glob("eval-*"))
+
+
+def test_autoattack_in_suite_eval_is_no_weaker_than_pgd_on_its_points(finished_tiny_run, tmp_path):
+    """AutoAttack on the first 16 test points, beside RA-PGD on the same points: AutoAttack (APGD-CE,
+    APGD-T, FAB-T, Square) is the stronger attack, so it never leaves more points robust."""
+    config, results, summary = _copy(finished_tiny_run, tmp_path)
+    assert _eval(results, "--run", summary["run_id"], "--aa-points", "16") == 0
+    (record,) = _records(results)
+    best = record["best"]
+    assert record["protocol"]["aa_points"] == 16
+    assert best["ra_aa"] is not None and 0 <= best["ra_aa"] <= best["ra_pgd_aa_subset"]
+    assert best["ra_pgd_aa_subset"] <= 100 and best["sa"] == summary["best"]["sa"]
