@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up the suite on a Debian/Ubuntu machine with Python 3.10+.
 #   bash setup.sh          the suite and the embedded dataset (Debian's Fashion-MNIST)
-#   bash setup.sh --test   plus what the tests need (pytest, a PostgreSQL server for the Optuna tests)
+#   bash setup.sh --test   plus what the tests need (pytest, a PostgreSQL server for the Optuna tests,
+#                          Slurm and munge for a one-node cluster: .ci/slurm.sh)
 # System packages are installed with apt-get as root, or with sudo where it works without a
 # password; otherwise they are skipped with a note (nothing here needs them: see the README's
 # "Without root" paragraph) and only the Python package is installed.
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(dataset-fashion-mnist)
-[[ "${1:-}" == "--test" ]] && packages+=(postgresql)
+[[ "${1:-}" == "--test" ]] && packages+=(postgresql slurm-wlm munge)
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
   for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -26,7 +27,7 @@ if (( ${#missing[@]} )); then
   if [[ "$SUDO" == none ]]; then
     echo "note: not installing ${missing[*]} (needs apt-get as root or passwordless sudo)." >&2
     echo "      Fine without them: Fashion-MNIST downloads through torchvision into ./data when online" >&2
-    echo "      (or copy it there); the PostgreSQL test skips." >&2
+    echo "      (or copy it there); the PostgreSQL and Slurm tests skip." >&2
     echo "      An administrator can install them with: apt-get install ${missing[*]}" >&2
   else
     $SUDO apt-get update -qq

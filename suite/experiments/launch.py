@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -300,6 +301,10 @@ def run_sweep(
     ensure_datasets(todo, options.data_dir, options.download)  # here, once, before any job starts
     import submitit
 
+    from .submitit_logging import print_each_line_once
+
+    print_each_line_once()
+
     # jobs may start elsewhere (a Slurm node, another working directory): give them absolute paths
     options = dataclasses.replace(
         options, results_dir=Path(options.results_dir).resolve(), data_dir=Path(options.data_dir).resolve()
@@ -333,7 +338,10 @@ def run_sweep(
         cells = pack_cells(todo, k, how)
         n = len(cells)
         task = SlurmTask()  # requeued by submitit at the time limit (suite.experiments.slurm_task)
-        jobs = array.map_array(task, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n)
+        try:
+            jobs = array.map_array(task, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n)
+        except submitit.core.utils.FailedJobError as err:  # sbatch said no: an unreachable controller, a bad option
+            raise SuiteError(f"Slurm refused the job array: {_sbatch_error(str(err))}") from None
         print(
             f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(todo)} runs) of {n} task(s), up to {k} "
             f"runs at once each; logs in {folder}",
@@ -347,6 +355,14 @@ def run_sweep(
             dict(zip(jobs, cells)), result, POLL_S["slurm"], _progress(len(todo), spec.name, options.progress), options
         )
     return result
+
+
+def _sbatch_error(stderr: str) -> str:
+    """sbatch's reason in one line: its last ``error:``/``fatal:`` line, without the prefix."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    reasons = [line for line in lines if "error:" in line or "fatal:" in line] or lines or ["no reason given"]
+    reason = re.sub(r"^(sbatch: )?(error|fatal): ", "", reasons[-1])
+    return f"{reason} (check the cluster with `sinfo` and the --partition, --time and --slurm options)"
 
 
 def _outcomes(job, configs, options) -> list[dict]:

@@ -437,37 +437,6 @@ def test_slurm_submits_one_job_array(tmp_path, fake_slurm, capsys):
     assert sorted(p.name for p in folder.glob("*_submitted.pkl")) == [f"4242_{i}_submitted.pkl" for i in range(3)]
 
 
-def test_slurm_array_tasks_run_and_are_collected(tmp_path, fake_slurm, monkeypatch):
-    """The fake sbatch runs the array's tasks as Slurm would; the sweep waits for their results."""
-    import suite.experiments.launch
-
-    monkeypatch.setenv("FAKE_SLURM_RUN", "1")
-    monkeypatch.setitem(suite.experiments.launch.POLL_S, "slurm", 0.2)
-    spec = load_spec(tiny_spec(tmp_path, "method: [standard]\ntrain_points: [256, 32]\n"))  # the second fails
-    result = run_sweep(spec, options(tmp_path), executor="slurm", slurm={"time": 5, "cpus_per_task": 1})
-    good, bad = spec.configs()
-    assert result.done == [good.run_id] and [r for r, _ in result.failed] == [bad.run_id]
-    assert "batch size 64 exceeds the 32 training points" in result.failed[0][1]
-    assert RunDir(tmp_path / "results", good.run_id).is_finished()
-
-
-def test_slurm_array_tasks_train_several_cells_at_once(tmp_path, fake_slurm, monkeypatch, capsys):
-    """--runs-per-gpu K: each array task trains K cells concurrently, one process each; a failing
-    cell fails alone."""
-    import suite.experiments.launch
-
-    monkeypatch.setenv("FAKE_SLURM_RUN", "1")
-    monkeypatch.setitem(suite.experiments.launch.POLL_S, "slurm", 0.2)
-    spec = load_spec(tiny_spec(tmp_path, "method: [standard, fast_at]\ntrain_points: [256, 32]\n"))
-    slurm = {"time": 5, "cpus_per_task": 2, "gpus_per_node": 1}
-    result = run_sweep(spec, options(tmp_path), executor="slurm", slurm=slurm, runs_per_gpu=2)
-    assert "(4 runs) of 2 task(s), up to 2 runs at once" in capsys.readouterr().out
-    configs = spec.configs()
-    good = [c.run_id for c in configs if c.train_points == 256]
-    assert sorted(result.done) == sorted(good) and len(result.failed) == 2
-    assert all("exceeds the 32 training points" in reason for _, reason in result.failed)
-
-
 def test_runs_per_gpu_defaults_by_device_and_graphs():
     from suite.experiments.launch import default_runs_per_gpu
 
@@ -487,3 +456,36 @@ def test_bad_slurm_parameter_is_refused(tmp_path, fake_slurm):
     spec = load_spec(tiny_spec(tmp_path, "method: [standard]\n"))
     with pytest.raises(SuiteError, match="bad Slurm parameter.*mem_gb"):
         run_sweep(spec, options(tmp_path), executor="slurm", slurm={"mem_gb": 16})
+
+
+@pytest.mark.parametrize(
+    "stderr, reason",
+    [
+        (  # the controller is down or unreachable
+            "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)",
+            "Batch job submission failed: Unable to contact slurm controller (connect failure)",
+        ),
+        (  # no slurm.conf and no DNS record pointing at a controller
+            "sbatch: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host\n"
+            "sbatch: error: fetch_config: DNS SRV lookup failed\n"
+            "sbatch: fatal: Could not establish a configuration source",
+            "Could not establish a configuration source",
+        ),
+        (  # a partition the cluster lacks
+            "sbatch: error: Batch job submission failed: Invalid partition name specified",
+            "Batch job submission failed: Invalid partition name specified",
+        ),
+    ],
+    ids=["unreachable-controller", "no-configuration", "bad-partition"],
+)
+def test_refused_submission_is_one_line(tmp_path, fake_slurm, monkeypatch, stderr, reason):
+    """sbatch saying no (a real one-node cluster cannot be made to) is a SuiteError with its reason."""
+    monkeypatch.setenv("FAKE_SLURM_REFUSE", stderr)
+    spec = load_spec(tiny_spec(tmp_path, "method: [standard]\n"))
+    with pytest.raises(SuiteError) as refused:
+        run_sweep(spec, options(tmp_path), executor="slurm", slurm={"time": 5})
+    message = str(refused.value)
+    assert message == f"Slurm refused the job array: {reason} (check the cluster with `sinfo` and the " + (
+        "--partition, --time and --slurm options)"
+    )
+    assert "\n" not in message and (fake_slurm / "submitted.sh").exists()  # it did reach sbatch
