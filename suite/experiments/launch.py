@@ -32,6 +32,7 @@ from .sweep import SweepSpec
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would kill real runs
 POLL_S = {"local": 0.5, "slurm": 10.0}
+RETELL_S = 2.0  # after a stop signal, how often running local jobs are sent SIGTERM again
 
 
 @dataclass
@@ -109,8 +110,14 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
 
     The W&B group is the sweep's name (unless ``options.wandb_group`` says otherwise). Never
     raises for a failed run, so one failure never stops the sweep; the traceback goes to the
-    job's log and to the run's ``error.txt``.
+    job's log and to the run's ``error.txt``. A stop signal makes it ``interrupted`` (the handlers
+    are installed here, first, in a cell's own process).
     """
+    with signals.stopping_on_signals():
+        return _train_cell(config, options, sweep, threads)
+
+
+def _train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int | None) -> dict:
     from ..engine import execute
     from ..store import RunDir, RunLocked
     from ..tracking import trackers
@@ -121,10 +128,10 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
         torch.set_num_threads(threads)
     if RunDir(options.results_dir, config.run_id).is_finished() and not options.force:
         return {"status": "skipped", "reason": "finished"}
-    if signals.requested():  # a packed run whose thread starts after the stop
-        return {"status": "interrupted", "reason": f"not started: {signals.signal_name(signals.requested())}"}
     journal = Journal(sweep_dir(options, sweep) / "journal.jsonl")
     try:
+        if signals.requested():  # a packed run whose thread starts after the stop
+            raise signals.Stopped(signals.requested())
         tracking = trackers(
             options,
             group=options.wandb_group or sweep,
@@ -423,7 +430,7 @@ def _run_local(pool, cells, options, name, workers, gpus, threads, result, share
 
     queue, running, free = deque(cells), {}, list(range(workers))
     bar = _progress(sum(len(cell) for cell in cells), name, options.progress)
-    told = False
+    told = None  # when the running jobs were last sent SIGTERM
     try:
         with signals.stopping_on_signals():
             while queue or running:
@@ -433,15 +440,17 @@ def _run_local(pool, cells, options, name, workers, gpus, threads, result, share
                     with signals.ignoring(signal.SIGINT):
                         job = pool.submit(train_cells, cell, options, name, threads, share)
                     running[job] = (cell, slot)
-                if signals.requested() and not told:
-                    told, result.stopped_by = True, signals.requested()
+                if signals.requested() and told is None:
+                    result.stopped_by = signals.requested()
                     bar.write(f"{signals.signal_name(result.stopped_by)}: stopping the running jobs at a safe point")
-                    for job in running:
-                        _terminate(job)
                     for cell in queue:
                         for config in cell:
                             result.add(config.run_id, {"status": "interrupted", "reason": "not started"})
                     queue.clear()
+                if signals.requested() and (told is None or time.monotonic() - told > RETELL_S):
+                    told = time.monotonic()  # again later: a job still starting up has not its handlers yet
+                    for job in running:
+                        _terminate(job)
                 for job in [job for job in running if job.done()]:
                     cell, slot = running.pop(job)
                     free.append(slot)
