@@ -103,3 +103,28 @@ def test_a_stopped_local_sweep_stops_its_jobs_and_a_relaunch_finishes_them(sig, 
         summary = run.read_summary()
         assert summary["status"] == "finished" and summary["epochs_done"] == 4
         assert [row["epoch"] for row in read_jsonl(run.metrics)] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("share", ["processes", "packed"])
+def test_a_job_training_several_cells_stops_them_all(share, tmp_path):
+    """A job's first process alone gets the signal (``kill PID``, or a scheduler signalling only it):
+    cells in processes of their own get it passed on, packed cells (threads) see its flag."""
+    import threading
+
+    from suite.experiments.launch import train_cells
+    from tests.experiments.test_sweep import options
+
+    configs = load_spec(tiny_spec(tmp_path, GRID)).configs()
+    runs = [RunDir(tmp_path / "results", c.run_id) for c in configs]
+
+    def stop_after_an_epoch():
+        wait_for(lambda: all(run.metrics.exists() and read_jsonl(run.metrics) for run in runs), "no epoch finished")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop_after_an_epoch, daemon=True).start()
+    outcomes = train_cells(configs, options(tmp_path), "tiny", None, share)
+    assert [o["status"] for o in outcomes] == ["interrupted", "interrupted"], outcomes
+    assert all(o["reason"] == "stopped by SIGTERM" for o in outcomes)
+    for run in runs:
+        summary = run.read_summary()
+        assert summary["status"] == "interrupted" and 1 <= summary["epochs_done"] < 4
