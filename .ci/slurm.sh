@@ -42,10 +42,13 @@ stop_cluster() {
     stop_daemon munged
 }
 
-answers() {  # the controller answers and the node runs a step
+up() {  # the controller answers and its node is up (idle, or busy with jobs)
     [ -f "$CONF" ] || return 1
-    SLURM_CONF=$CONF timeout 10 sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)' || return 1
-    SLURM_CONF=$CONF timeout 20 srun --quiet -N1 -n1 -t1 true >/dev/null 2>&1
+    SLURM_CONF=$CONF timeout 10 sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)'
+}
+
+runs_a_step() {  # a fresh cluster's node runs a step (it is idle: the step starts at once)
+    up && SLURM_CONF=$CONF timeout 20 srun --quiet -N1 -n1 -t1 true >/dev/null 2>&1
 }
 
 if [ "${1:-}" = stop ]; then
@@ -66,7 +69,7 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
         || fail "apt-get could not install slurm-wlm munge"
 fi
 
-if answers; then
+if up; then  # already running (perhaps busy with a test's jobs): reuse it
     echo "$CONF"
     exit 0
 fi
@@ -130,7 +133,7 @@ slurmctld -f "$CONF" >"$DIR/log/slurmctld.out" 2>&1 \
 slurmd -f "$CONF" -N localhost >"$DIR/log/slurmd.out" 2>&1 \
     || { stop_cluster; fail "slurmd did not start: $(tail -n 3 "$DIR/log/slurmd.log" 2>/dev/null)"; }
 for _ in $(seq 60); do
-    if answers; then
+    if runs_a_step; then
         echo "Slurm $(sinfo --version | awk '{print $2}') up on 127.0.0.1:$PORT (files in $DIR; stop with: $0 stop)" >&2
         echo "$CONF"
         exit 0

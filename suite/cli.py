@@ -30,9 +30,17 @@ class Parser(argparse.ArgumentParser):
     value outside a flag's choices (a sub-command, a data set, a preset, a bench section) answered
     with the closest one, as every unknown name is (:func:`suite.errors.unknown_name`)."""
 
+    before_parse = None  # a sub-command's hook, (parser, its raw arguments) -> None: suite run's plug-in flags
+
     def __init__(self, *args, **kwargs):
         kwargs["formatter_class"] = HelpFormatter
         super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self.before_parse is not None:
+            hook, self.before_parse = self.before_parse, None  # once
+            hook(self, list(sys.argv[1:] if args is None else args))
+        return super().parse_known_args(args, namespace)
 
     def _check_value(self, action, value):  # argparse's one place for "invalid choice"
         if action.choices is not None and value not in action.choices:

@@ -133,7 +133,12 @@ class WandbTracker(Callback):
 
     def _init(self, run_dir, config, record):
         identity = self.identity(config)
-        wandb_config = {**config.to_dict(), "run_id": run_dir.run_id, **self.extra_config}
+        wandb_config = {
+            **config.to_dict(),
+            "run_id": run_dir.run_id,
+            **{key: record.get(key) for key in ("method_code", "method_module", "git")},  # what made it
+            **self.extra_config,
+        }
         # the id is chosen here, not by W&B, so the offline fallback and a resumed run share it
         self.run, mode = open_run(
             self.mode,

@@ -37,6 +37,13 @@ def register(subparsers) -> None:
         metavar="SECTION",
         help=f"measure only these sections: {', '.join(SECTIONS)}",
     )
+    parser.add_argument(
+        "--method",
+        nargs="+",
+        default=[],
+        metavar="METHOD",
+        help="methods: also time these methods, e.g. plug-ins (an entry-point name or a dotted module path)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few rounds (a smoke test)")
     parser.add_argument("--images", type=int, help="pipeline: synthetic images per epoch (default 2048 on CPU)")
     parser.add_argument(
@@ -119,6 +126,7 @@ def main(args) -> int:
         eval_train_iters=args.eval_train_iters,
         seed=args.seed,
         threads=args.threads,
+        methods=tuple(args.method),
         precision_batch=args.precision_batch,
         precision_run=args.precision_run,
         precision_seeds=args.precision_seeds,

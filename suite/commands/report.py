@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SuiteError, unknown_name
+from ..errors import SuiteError
 
 
 def register(subparsers) -> None:
@@ -87,12 +87,13 @@ def write_report(
 ):
     """Select the runs, build the report and return it (:class:`suite.report.Report`); ``baseline``:
     the method of the paired comparison."""
-    from ..methods import METHODS
+    from ..methods import check_name
     from ..report import build_report, load_local, study_trials
     from ..report.wandb_source import load_wandb
 
-    if baseline not in METHODS:
-        raise unknown_name("baseline method", baseline, METHODS)
+    check_name(baseline, "baseline method")  # a built-in, an installed plug-in or a dotted path
+    for method in (filters or {}).get("method") or ():
+        check_name(method)
     filters = {k: v for k, v in (filters or {}).items() if v is not None}
     run_ids, names, selection = None, [], []
     if sweeps:

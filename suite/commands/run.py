@@ -9,11 +9,9 @@ from pathlib import Path
 
 from ..config import RunConfig, RunOptions
 from ..config.checks import check_number
+from ..config.hparam_flags import add_hparam_flags, hparams_from_args, plugin_modules
 from ..config.settings import ALIASES
 from ..store.status import RunStatus
-
-# method hyperparameters with a flag: --<name with dashes>, the same name as in specs and --set
-HPARAM_FLAGS = ("lmbda", "ll_step", "implicit", "steps", "alpha", "coef", "alpha_factor", "noise_factor")
 
 
 class OldName(argparse.Action):
@@ -79,10 +77,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of one run's configuration; None means 'the default'. Flag names are the setting
     names of specs and ``--set`` with dashes (``--train-points`` is ``train_points``)."""
     from ..data import DATASETS
+    from ..methods import METHODS
     from ..models import ARCHS
 
     g = parser.add_argument_group("what to train")
-    g.add_argument("--method", help="standard, fgsm, fast_at, n_fgsm, fast_at_ga, pgd or fast_bat (default fast_bat)")
+    method = g.add_argument("--method", help=method_help(METHODS))
     g.add_argument("--dataset", help=f"{', '.join(DATASETS)} (default {RunConfig.dataset})")
     g.add_argument("--arch", help=f"{', '.join(ARCHS)} (default {RunConfig.arch})")
     g.add_argument("--dropout", type=float, help="dropout rate of a network with dropout (wrn16_8: default 0.1)")
@@ -99,30 +98,19 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
     g.add_argument("--weight-decay", type=float, help="SGD weight decay (default 5e-4)")
-    g = parser.add_argument_group("method hyperparameters (default: the method's, by eps)")
-    g.add_argument("--lmbda", type=float, help="fast_bat: lower-level regularizer lambda (default 10)")
-    g.add_argument(
-        "--ll-step", type=float, help="fast_bat: lower-level step a in /255 (default 5000 if eps<=8 else 2000)"
+    g = parser.add_argument_group(
+        "method hyperparameters (default: the method's, by eps)",
+        "Each method's hyperparameters as --<name>; --hp NAME=VALUE sets any of them (a plug-in's too).",
     )
     g.add_argument(
-        "--implicit",
-        choices=["exact", "finite_diff"],
-        help="fast_bat: implicit-gradient term by double backward or finite difference (default exact)",
+        "--hp",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a hyperparameter of the method, the value read as YAML (--hp gamma=2); repeatable",
     )
-    g.add_argument("--steps", type=int, help="pgd: attack steps (default 10; old name --attack-steps)")
-    g.add_argument(
-        "--alpha",
-        type=float,
-        help="pgd: step size in /255 (default eps/2 for 2 steps, 2 for 10; old name --attack-alpha)",
-    )
-    g.add_argument(
-        "--coef", type=float, help="fast_at_ga: GradAlign coefficient (default 0.02*10^(eps/8); old name --ga-coef)"
-    )
-    g.add_argument(
-        "--alpha-factor", type=float, help="fgsm, fast_at, n_fgsm: step size as a multiple of eps (default 1, 1.25, 1)"
-    )
-    g.add_argument("--noise-factor", type=float, help="n_fgsm: uniform noise in [-k eps, k eps], k (default 2)")
-    add_old_names(g, ALIASES, {"steps": int, "alpha": float, "coef": float})
+    types = {name: action.type for name, action in _added_actions(parser, g, METHODS).items()}
+    add_old_names(g, ALIASES, types)
+    parser.before_parse = lambda parser, argv: _add_plugins(parser, g, method, argv)
     g = parser.add_argument_group("data sizes and evaluation")
     g.add_argument("--train-points", type=int, help="train on the first N points of the training split (default all)")
     g.add_argument("--val-points", type=int, help="validation points checked each epoch (default 1000)")
@@ -141,6 +129,25 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def method_help(names) -> str:
+    return f"{', '.join(names)}, or a module of your own as pkg.module (default {RunConfig.method})"
+
+
+def _add_plugins(parser, group, method_action, argv) -> None:
+    """Just before ``suite run`` parses: the installed plug-ins join ``--method``'s help, and they and
+    a dotted ``--method`` get their hyperparameters' flags (other commands never scan for plug-ins)."""
+    from ..methods import available_names
+
+    method_action.help = method_help(available_names())
+    add_hparam_flags(parser, group, plugin_modules(argv))
+
+
+def _added_actions(parser, group, methods) -> dict:
+    """Add the flags of ``methods``' hyperparameters; their argparse actions by hyperparameter."""
+    added = add_hparam_flags(parser, group, methods)
+    return {a.dest: a for a in parser._actions if a.dest in added and a.option_strings}
+
+
 def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("where and how")
     g.add_argument("--results-dir", type=Path, default=Path("results"), help="where run records go")
@@ -148,6 +155,11 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--no-download", action="store_true", help="never try to download a data set")
     g.add_argument("--force", action="store_true", help="train again even if the run finished")
+    g.add_argument(
+        "--accept-stale",
+        action="store_true",
+        help="keep finished runs whose method code changed since they ran (default: train them again)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
     g.add_argument(
         "--cuda-graphs",
@@ -192,9 +204,7 @@ def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) ->
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value
-    hparams = dict(fields["hparams"])
-    hparams.update({name: getattr(args, name) for name in HPARAM_FLAGS if getattr(args, name, None) is not None})
-    fields["hparams"] = hparams
+    fields["hparams"] = {**fields["hparams"], **hparams_from_args(args)}
     return RunConfig.from_dict(fields)
 
 
@@ -205,6 +215,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         device=args.device,
         download=not args.no_download,
         force=args.force,
+        accept_stale=args.accept_stale,
         progress=not args.quiet,
         cuda_graphs=args.cuda_graphs,
         wandb_project=args.wandb_project,

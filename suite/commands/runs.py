@@ -24,12 +24,13 @@ def check_filters(args) -> None:
     """An unknown method, dataset, arch or status is a typo, not an empty selection."""
     from ..data import DATASETS
     from ..errors import unknown_name
-    from ..methods import METHODS
+    from ..methods import check_name
     from ..models import ARCHS, RENAMED
     from ..store.status import STATUSES
 
+    for method in args.method or ():  # a built-in, an installed plug-in or a dotted path
+        check_name(method)
     for column, known in (
-        ("method", METHODS),
         ("dataset", DATASETS),
         ("arch", [*ARCHS, *RENAMED]),
         ("status", STATUSES),

@@ -14,6 +14,8 @@ examples:
   suite tune sweeps/lambda_smoke.yaml --set epochs=3 --set search.lmbda=[0.1,100] --set name=smoke_short
   suite tune sweeps/lambda_smoke.yaml --show                # best parameters, trials table, CSV export
 
+A study searches any hyperparameters of its method: those of its spec's search, else the
+method's own SEARCH; coupled: true derives the ones its COUPLED names (docs/methods.md).
 n_trials is the number of finished (complete or pruned) trials the study should hold:
 rerunning a command resumes it; a larger --n-trials adds trials. Keep passwords off the
 command line with PGPASSWORD or ~/.pgpass; URLs are printed and stored redacted anyway.
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "tune",
-        help="tune a method hyperparameter (Fast-BAT's lambda) with Optuna",
+        help="tune a method's hyperparameters with Optuna",
         description="Create or resume the Optuna study of a spec: every trial is one run of the suite.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -46,7 +48,7 @@ def register(subparsers) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a spec setting (YAML value): a base setting (epochs=5), a spec key "
-        "(n_trials=30, name=x) or a nested one (search.lmbda=[0.1,100], pruner.name=none)",
+        "(n_trials=30, name=x) or a nested one (search.<hyperparameter>=[0.1,100], pruner.name=none)",
     )
     add_option_arguments(parser)
     parser.set_defaults(func=main)

@@ -157,6 +157,7 @@ class RunOptions:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     download: bool = True
     force: bool = False  # retrain a finished run from scratch
+    accept_stale: bool = False  # keep finished runs whose method code changed since (suite.engine.reuse)
     progress: bool = True
     cuda_graphs: bool = True  # replay each training iteration from a CUDA graph (ignored off CUDA)
     wandb: str = field(default_factory=lambda: os.environ.get("SUITE_WANDB", "offline"))  # offline | online | disabled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import sys
 
 import yaml
@@ -33,17 +34,24 @@ def canonical(key, where: str = "") -> str:
     return key
 
 
+EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_setting(item: str, flag: str = "--set") -> tuple[str, object]:
     """``"key=value"`` -> ``(key, YAML-parsed value)``; ``flag`` names the option in errors."""
     key, sep, raw = item.partition("=")
     key = key.strip()
     key = canonical(key, f"{flag} {item}") if flag == "--set" else key
     if not sep or not key:
-        raise SuiteError(f"{flag} {item}: expected key=value, e.g. {flag} epochs=5")
+        example = "lmbda=1" if flag == "--hp" else "epochs=5"
+        raise SuiteError(f"{flag} {item}: expected key=value, e.g. {flag} {example}")
     try:
-        return key, yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError as err:
         raise SuiteError(f"{flag} {item}: the value is not valid YAML ({err})") from None
+    if isinstance(value, str) and EXPONENT_NUMBER.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e3 (no dot) as text; on a command line it is a number
+    return key, value
 
 
 def split_settings(settings: dict) -> tuple[dict, dict]:
@@ -57,27 +65,36 @@ def split_settings(settings: dict) -> tuple[dict, dict]:
     return fields, hparams
 
 
-def method_hparams() -> dict[str, set[str]]:
-    """Each method's hyperparameter names."""
-    from ..methods import METHODS
+def method_hparams(methods=()) -> dict[str, set[str]]:
+    """Each method's hyperparameter names: the built-ins' and those of the plug-ins ``methods`` names
+    (resolved here; a built-in-only call never scans the installed plug-ins)."""
+    from ..methods import METHODS, get_method
 
-    return {name: set(module.defaults(8.0)) for name, module in METHODS.items()}
+    names = [*METHODS, *(m for m in methods if m not in METHODS)]
+    return {name: set(get_method(name).defaults(8.0)) for name in names}
 
 
 @functools.cache
-def hparam_defaults() -> dict:
-    """Every method hyperparameter's default (at eps 8), by name."""
-    from ..methods import METHODS
+def _hparam_defaults(methods: tuple) -> dict:
+    from ..methods import METHODS, get_method
 
-    return {k: v for module in METHODS.values() for k, v in module.defaults(8.0).items()}
+    modules = [*METHODS.values(), *(get_method(m) for m in methods if m not in METHODS)]
+    return {k: v for module in modules for k, v in module.defaults(8.0).items()}
 
 
-def hparam_kind(key: str) -> str:
+def hparam_defaults(methods=()) -> dict:
+    """Every method hyperparameter's default (at eps 8), by name: the built-ins' and those of the
+    plug-ins ``methods`` names."""
+    return _hparam_defaults(tuple(dict.fromkeys(methods)))
+
+
+def hparam_kind(key: str, methods=()) -> str:
     """A hyperparameter's type, from its default: int, str, or a number (float; None: derived)."""
-    default = hparam_defaults().get(key)
+    default = hparam_defaults(methods).get(key)
     return {int: "int", str: "str"}.get(type(default), "float | None")
 
 
-def valid_keys() -> list[str]:
-    """Every flat setting's name: the run configuration's fields and the methods' hyperparameters."""
-    return sorted(FIELDS | set(hparam_defaults()))
+def valid_keys(methods=()) -> list[str]:
+    """Every flat setting's name: the run configuration's fields and the methods' hyperparameters
+    (the built-ins' and those of the plug-ins ``methods`` names)."""
+    return sorted(FIELDS | set(hparam_defaults(methods)))

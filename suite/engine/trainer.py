@@ -29,7 +29,9 @@ from ..eval.diagnostics import co_diagnostics
 from ..eval.protocol import evaluate_model
 from ..methods import get_method
 from ..methods import precision as method_precision
+from ..methods.identity import method_code
 from ..methods.perturbation import drawing_from
+from ..methods.plugins import method_source
 from ..models import build_model
 from ..store import (
     RunDir,
@@ -45,7 +47,8 @@ from . import signals
 from .callbacks import Callback, RunPruned
 from .cuda_graphs import GraphedIteration, make_sgd, tensor_learning_rates
 from .device import channels_last, pick_device, sync, training_autocast, use_cuda_graphs, uses_tf32
-from .provenance import code_version, now, versions
+from .provenance import code_version, git_state, now, versions
+from .reuse import reusable, stale_reason
 from .rng import GLOBAL_RNG, run_generator, seed_global, seeded
 
 EVAL_BATCH = {"cpu": 500, "cuda": 1000}
@@ -62,14 +65,17 @@ def execute(config: RunConfig, options: RunOptions | None = None, callbacks: lis
     config = config.resolved()
     run = RunDir(options.results_dir, config.run_id)
     run.refuse_links()
-    if not options.force and run.is_finished():
+    if reusable(run, config.method, options):
         return skip_finished(run)
     device = pick_device(options.device)
     data = RunData.load(config, options, device)
     with run.lock():
-        if not options.force and run.is_finished():  # another process finished it meanwhile
+        if reusable(run, config.method, options):  # another process finished it meanwhile
             return skip_finished(run)
-        if options.force:
+        stale = None if options.accept_stale else stale_reason(run, config.method)
+        if stale:  # its checkpoints too were made by the old code: nothing of it is resumed
+            warn(f"{run.run_id}: {stale}; training it again from scratch (--accept-stale keeps its result)")
+        if options.force or stale:
             for path in (run.last, run.last_prev, run.best, run.metrics, run.summary):
                 path.unlink(missing_ok=True)
         with signals.stopping_on_signals():  # in the main thread; a job function may have installed them
@@ -220,6 +226,9 @@ class Trainer:
                 "name": config.name,
                 "config": config.to_dict(),
                 "code_version": code_version(),
+                "method_code": method_code(config.method),
+                "method_module": self.method.__name__,
+                "git": git_state(),
                 "protocol": self.protocol(),
             },
         )
@@ -315,6 +324,10 @@ class Trainer:
             "seed": c.seed,
             "epochs": c.epochs,
             "hparams": c.hparams,
+            "method_code": method_code(c.method),  # the code it ran (suite.engine.reuse: stale when it changes)
+            "method_module": self.method.__name__,  # where a worker or reader finds the method again
+            "method_source": method_source(c.method),  # a plug-in's entry point, distribution, import paths
+            "git": git_state(),
         }
 
     def protocol(self) -> dict:

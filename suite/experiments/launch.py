@@ -3,7 +3,9 @@
 ``run_sweep`` skips finished runs and hands the others to submitit: ``local`` (one process
 per run, ``workers`` at a time, one GPU each when there are GPUs) or ``slurm`` (one job
 array). The engine's per-run lock makes relaunching safe: a run trained by another
-process at the same moment is reported as skipped, never trained twice at once.
+process at the same moment is reported as skipped, never trained twice at once. Every job is
+handed the import paths of the sweep's plug-in methods (:mod:`suite.methods.plugins`), so a
+fresh process finds a method the launcher found.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
 
 def _train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int | None) -> dict:
     from ..engine import execute
+    from ..engine.reuse import reusable
     from ..store import RunDir, RunLocked
     from ..tracking import trackers
 
@@ -126,7 +129,7 @@ def _train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int
         import torch
 
         torch.set_num_threads(threads)
-    if RunDir(options.results_dir, config.run_id).is_finished() and not options.force:
+    if reusable(RunDir(options.results_dir, config.run_id), config.method, options):
         return {"status": "skipped", "reason": "finished"}
     journal = Journal(sweep_dir(options, sweep) / "journal.jsonl")
     try:
@@ -155,7 +158,12 @@ def _train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int
 
 
 def train_cells(
-    configs: list[RunConfig], options: RunOptions, sweep: str, threads: int | None = None, share: str = "processes"
+    configs: list[RunConfig],
+    options: RunOptions,
+    sweep: str,
+    threads: int | None = None,
+    share: str = "processes",
+    paths: tuple = (),
 ) -> list[dict]:
     """The job function of a group of cells sharing a GPU (a Slurm array task, a local packed job):
     train ``configs`` concurrently, one outcome each.
@@ -164,8 +172,12 @@ def train_cells(
     survive a fork), so one crashing cell (even a segfault) fails only itself. ``share="packed"``:
     every cell in this process, each in a thread on its own CUDA stream (``suite.engine.packed``);
     one failing cell still fails only itself, a crash of the process all of them (each resumes
-    from its last epoch). One config runs in this process.
+    from its last epoch). One config runs in this process. ``paths``: ``sys.path`` entries the
+    plug-in methods need (:func:`suite.methods.plugins.import_paths`); spawned cells inherit them.
     """
+    from ..methods.plugins import add_import_paths
+
+    add_import_paths(paths)
     with signals.stopping_on_signals():  # the job's main thread; packed runs' threads poll its flag
         if len(configs) == 1:
             return [train_cell(configs[0], options, sweep, threads)]
@@ -276,6 +288,7 @@ def run_sweep(
     ``slurm``: submitit SlurmExecutor parameters (partition, time in minutes, gpus_per_node,
     cpus_per_task, array_parallelism, mem, account, qos, ...).
     """
+    from ..engine.reuse import reusable
     from ..store import RunDir
 
     out = out or sys.stdout
@@ -286,7 +299,7 @@ def run_sweep(
     result, todo = SweepResult(), []
     configs = spec.configs()
     for config in configs:
-        if RunDir(options.results_dir, config.run_id).is_finished() and not options.force:
+        if reusable(RunDir(options.results_dir, config.run_id), config.method, options):
             result.add(config.run_id, {"status": "skipped", "reason": "finished"})
         else:
             todo.append(config)
@@ -297,9 +310,10 @@ def run_sweep(
     )
     if dry_run:
         for config in configs:
-            status = (RunDir(options.results_dir, config.run_id).read_summary() or {}).get("status")
-            state = "done" if status == "finished" else f"to run (last: {status})" if status else "to run"
-            print(f"  {config.run_id:60s} {state}", file=out)
+            print(
+                f"  {config.run_id:60s} {dry_run_state(RunDir(options.results_dir, config.run_id), config, options)}",
+                file=out,
+            )
         return result
     if not todo:
         return result
@@ -308,10 +322,11 @@ def run_sweep(
     ensure_datasets(todo, options.data_dir, options.download)  # here, once, before any job starts
     import submitit
 
+    from ..methods.plugins import import_paths
     from .submitit_logging import print_each_line_once
 
     print_each_line_once()
-
+    paths = tuple(import_paths(config.method for config in todo))  # where the jobs find the plug-ins
     # jobs may start elsewhere (a Slurm node, another working directory): give them absolute paths
     options = dataclasses.replace(
         options, results_dir=Path(options.results_dir).resolve(), data_dir=Path(options.data_dir).resolve()
@@ -327,7 +342,7 @@ def run_sweep(
         jobs = max(1, workers // per_gpu) if how == "packed" else workers  # job processes at a time
         pool = submitit.LocalExecutor(folder=folder)
         pool.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
-        _run_local(pool, cells, options, spec.name, jobs, gpus, threads, result, how)
+        _run_local(pool, cells, options, spec.name, jobs, gpus, threads, result, how, paths)
     else:
         params = {"job_name": f"sweep-{spec.name}", "nodes": 1, "ntasks_per_node": 1, **(slurm or {})}
         try:
@@ -346,7 +361,7 @@ def run_sweep(
         n = len(cells)
         task = SlurmTask()  # requeued by submitit at the time limit (suite.experiments.slurm_task)
         try:
-            jobs = array.map_array(task, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n)
+            jobs = array.map_array(task, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n, [paths] * n)
         except submitit.core.utils.FailedJobError as err:  # sbatch said no: an unreachable controller, a bad option
             raise SuiteError(f"Slurm refused the job array: {_sbatch_error(str(err))}") from None
         print(
@@ -372,24 +387,49 @@ def _sbatch_error(stderr: str) -> str:
     return f"{reason} (check the cluster with `sinfo` and the --partition, --time and --slurm options)"
 
 
-def _outcomes(job, configs, options) -> list[dict]:
-    """The job function's outcomes, one per config; for a job that left no result (it died, or
-    Slurm ended it), what each run's record says: interrupted if a signal stopped it there, else a
-    failure naming the job's log."""
-    from ..store import RunDir
+def dry_run_state(run, config: RunConfig, options: RunOptions) -> str:
+    """A run's line in a dry run: done, stale (its method's code changed: trained again unless
+    ``--accept-stale``), or to run, with the last status of an unfinished one."""
+    from ..engine.reuse import code_state
 
+    status = (run.read_summary() or {}).get("status")
+    if status != "finished" or options.force:
+        return f"to run (last: {status})" if status else "to run"
+    state = code_state(run, config.method)
+    if state == "stale":
+        return (
+            "stale: done with other method code (keeps its result with --accept-stale)"
+            if options.accept_stale
+            else "stale: method code changed since; trains again (--accept-stale keeps it)"
+        )
+    return "done (method code unknown: recorded before code hashes)" if state == "unknown" else "done"
+
+
+def _outcomes(job, configs, options) -> list[dict]:
+    """The job function's outcomes, one per config (:func:`_no_result` for a job that died)."""
     try:
         outcomes = job.result()
     except Exception as err:  # noqa: BLE001  (a crashed or cancelled job)
         last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        died = {"status": "failed", "reason": f"job {job.job_id} died: {last} (log: {job.paths.stderr})"}
-        outcomes = []
-        for config in configs:
-            record = RunDir(options.results_dir, config.run_id).read_summary() or {}
-            stopped = record.get("status") == "interrupted"
-            outcomes.append({"status": "interrupted", "reason": record.get("error")} if stopped else died)
-        return outcomes
+        return _no_result(configs, options, f"job {job.job_id} died: {last} (log: {job.paths.stderr})")
     return outcomes if isinstance(outcomes, list) else [outcomes] * len(configs)
+
+
+def _no_result(configs, options, reason: str) -> list[dict]:
+    """Outcomes of a job that left no result (it died, or Slurm ended it): interrupted where a stop
+    signal stopped the run (its record says so, with the signal), else failed with ``reason``."""
+    from ..store import RunDir
+
+    outcomes = []
+    for config in configs:
+        record = RunDir(options.results_dir, config.run_id).read_summary() or {}
+        stopped = record.get("status") == "interrupted"
+        outcomes.append(
+            {"status": "interrupted", "reason": record.get("error")}
+            if stopped
+            else {"status": "failed", "reason": reason}
+        )
+    return outcomes
 
 
 def _progress(total: int, name: str, show: bool):
@@ -416,7 +456,7 @@ def _gpu_parameters(slot: int, gpus: list[int], device: str) -> dict:
     return {"gpus_per_node": 1, "visible_gpus": [gpus[slot % len(gpus)]]}
 
 
-def _run_local(pool, cells, options, name, workers, gpus, threads, result, share="processes") -> None:
+def _run_local(pool, cells, options, name, workers, gpus, threads, result, share="processes", paths=()) -> None:
     """Keep ``workers`` job processes busy until every run is handled; each job trains one cell (a
     list of configs: one run, or with ``share="packed"`` several in one process).
 
@@ -438,7 +478,7 @@ def _run_local(pool, cells, options, name, workers, gpus, threads, result, share
                     slot, cell = free.pop(0), queue.popleft()
                     pool.update_parameters(**_gpu_parameters(slot, gpus, options.device))
                     with signals.ignoring(signal.SIGINT):
-                        job = pool.submit(train_cells, cell, options, name, threads, share)
+                        job = pool.submit(train_cells, cell, options, name, threads, share, paths)
                     running[job] = (cell, slot)
                 if signals.requested() and told is None:
                     result.stopped_by = signals.requested()
@@ -476,14 +516,29 @@ def _terminate(job) -> None:
 
 
 def _wait(jobs: dict, result, poll_s: float, bar, options) -> None:
-    """Wait for already submitted jobs ({job: its configs}); Ctrl-C leaves them running."""
-    pending = dict(jobs)
+    """Wait for already submitted Slurm jobs ({job: its configs}); Ctrl-C leaves them running.
+
+    A job that Slurm says has ended (``suite.experiments.slurm_queue``) but that has left no
+    result at two polls in a row (cancelled, killed at its time limit, its node lost) fails its
+    runs: submitit, reading only ``sacct``, would wait for it forever on a cluster without accounting.
+    """
+    from .slurm_queue import GONE, ended
+
+    pending, suspects = dict(jobs), set()
     try:
         while pending:
             for job in [job for job in pending if job.done()]:
                 configs = pending.pop(job)
                 for config, outcome in zip(configs, _outcomes(job, configs, options)):
                     _record(bar, result, config, outcome)
+            states = ended([job.job_id for job in pending]) if pending else {}
+            for job in [job for job in pending if job in suspects and job.job_id in states and not job.done()]:
+                state = "no longer in squeue" if states[job.job_id] == GONE else f"state {states[job.job_id]}"
+                reason = f"job {job.job_id} ended without a result ({state}; log: {job.paths.stderr})"
+                configs = pending.pop(job)
+                for config, outcome in zip(configs, _no_result(configs, options, reason)):
+                    _record(bar, result, config, outcome)
+            suspects = {job for job in pending if job.job_id in states}
             if pending:
                 time.sleep(poll_s)
     except KeyboardInterrupt:

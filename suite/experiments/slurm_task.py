@@ -29,7 +29,7 @@ REQUEUE_MAX = 1000  # submitit's own count of timeouts (3 by default) must not e
 
 
 class SlurmTask(Checkpointable):
-    """``SlurmTask()(configs, options, sweep, threads, share)`` trains ``configs`` as ``train_cells`` does.
+    """``SlurmTask()(configs, options, sweep, threads, share, paths)`` trains ``configs`` as ``train_cells`` does.
 
     ``submission`` names one launch of the sweep: requeues keep it (a resubmission pickles this
     object), a new ``suite sweep`` makes a new one, so counts of an earlier launch do not count.
@@ -38,7 +38,7 @@ class SlurmTask(Checkpointable):
     def __init__(self, submission: str | None = None):
         self.submission = submission or uuid.uuid4().hex
 
-    def __call__(self, configs, options, sweep, threads=None, share="processes") -> list[dict]:
+    def __call__(self, configs, options, sweep, threads=None, share="processes", paths=()) -> list[dict]:
         from .launch import train_cells
 
         refused = {c.run_id: stalled_line(RunDir(options.results_dir, c.run_id), self.submission) for c in configs}
@@ -50,7 +50,7 @@ class SlurmTask(Checkpointable):
         preempt = preempt_signal()
         submitit_handler = signal.getsignal(preempt)
         with signals.stopping_on_signals():
-            outcomes = iter(train_cells(todo, options, sweep, threads, share) if todo else [])
+            outcomes = iter(train_cells(todo, options, sweep, threads, share, paths) if todo else [])
             stopped_by = signals.requested()
         results = [
             {"status": "failed", "reason": refused[c.run_id]} if refused[c.run_id] else next(outcomes) for c in configs

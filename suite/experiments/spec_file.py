@@ -4,7 +4,8 @@
 loads it; :class:`SpecFile` reports a bad key or value as ``<file> line <n>: <what is wrong>``
 (or names the ``--set`` flag it came from), so that sweeps and studies report mistakes alike.
 Run settings (the keys of ``base``, a grid's axes, overrides) are checked against the run
-configuration's fields and every method's hyperparameters (:mod:`suite.config.settings`).
+configuration's fields and every method's hyperparameters (:mod:`suite.config.settings`): the
+built-ins' and those of the plug-in methods the spec names (:meth:`SpecFile.find_methods`).
 
 A spec is bounded before anything in it is expanded: the file's size (``MAX_SPEC_BYTES``), and
 the number of YAML nodes with every alias expanded (``MAX_SPEC_NODES``, counted on the composed
@@ -51,6 +52,33 @@ class SpecFile:
 
     def __init__(self, path, data, lines: dict | None = None, what: str = "spec"):
         self.path, self.data, self.lines, self.what = path, data, lines or {}, what
+        self.methods: tuple = ()  # the plug-in methods the spec names, whose hyperparameters are keys
+
+    def find_methods(self, overrides: list[str] | dict = ()) -> tuple:
+        """Resolve every plug-in method the spec (or a ``--set key=value`` of ``overrides``) names,
+        before any key is checked: their hyperparameters are keys too. A method that does not
+        resolve (unknown, clashing, not importable) fails with the line that names it."""
+        from ..config.settings import parse_setting
+
+        found = list(_method_values(self.data))
+        pairs = overrides.items() if isinstance(overrides, dict) else (parse_setting(item) for item in overrides)
+        for key, value in pairs:
+            if key == "method":
+                found += [(v, f"--set method={v}") for v in (value if isinstance(value, list) else [value])]
+        for name, loc in found:
+            self._check_method(name, loc)
+        return self.methods
+
+    def _check_method(self, name, loc) -> None:
+        from ..methods import METHODS, get_method
+
+        if not isinstance(name, str) or name in METHODS or name in self.methods:
+            return
+        try:
+            get_method(name)
+        except SuiteError as err:
+            self.fail(loc, str(err))
+        self.methods += (name,)
 
     def where(self, loc) -> str:
         if isinstance(loc, str):  # a --set flag
@@ -72,7 +100,7 @@ class SpecFile:
 
     def key(self, key, loc, extra=()) -> None:
         """``key`` names a run setting or a method hyperparameter (or one of ``extra``)."""
-        known = valid_keys() + list(extra)
+        known = valid_keys(self.methods) + list(extra)
         if key not in known:
             more = "; write method hyperparameters as flat keys" if key == "hparams" else ""
             self.fail(loc, f"{unknown_name('key', key, known)}{more}")
@@ -86,19 +114,21 @@ class SpecFile:
     def value(self, key, value, loc) -> None:
         """``value`` is a known name (method, arch, dataset, lr_schedule) or of the setting's type."""
         from ..data import DATASETS
-        from ..methods import METHODS
         from ..models import ARCHS
 
         if key in NAMED and not isinstance(value, str):
             self.fail(loc, f"{key} must be a name (a string), got {shown_value(value)}{self._list_hint(value, loc)}")
         if key == "eps" and isinstance(value, str) and value.replace(" ", "").endswith("/255"):
             self.fail(loc, f"eps is in units of 1/255: write eps: {value.split('/')[0].strip()} for {value}")
-        choices = {"method": METHODS, "arch": ARCHS, "dataset": DATASETS, "lr_schedule": LR_SCHEDULES}.get(key)
+        if key == "method":  # a built-in, an entry point or a dotted path (suite.methods.get_method)
+            self._check_method(value, loc)
+            return
+        choices = {"arch": ARCHS, "dataset": DATASETS, "lr_schedule": LR_SCHEDULES}.get(key)
         if choices is not None:
             if value not in choices:
                 self.fail(loc, str(unknown_name(key, value, choices)))
             return
-        kind = FIELD_TYPES[key] if key in FIELD_TYPES else hparam_kind(key)
+        kind = FIELD_TYPES[key] if key in FIELD_TYPES else hparam_kind(key, self.methods)
         ok = (value is None and "None" in kind) or (
             not isinstance(value, bool)
             and (
@@ -114,6 +144,20 @@ class SpecFile:
             )
         if key == "eps" and 0 < value < 1:
             warn_small_eps(value, self.where(loc))
+
+
+def _method_values(node, path=()):
+    """``(name, key path)`` of every value of a ``method`` key in a spec's data (a list's items too)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "method":
+                items = enumerate(value) if isinstance(value, list) else [(None, value)]
+                yield from ((v, path + (key,) + (() if i is None else (i,))) for i, v in items)
+            else:
+                yield from _method_values(value, path + (key,))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _method_values(item, path + (i,))
 
 
 def warn_small_eps(value: float, where: str) -> None:

@@ -77,9 +77,10 @@ class SweepSpec:
 
     def _expand(self) -> tuple[list[RunConfig], set[str]]:
         """The configurations and the hyperparameter keys that reached at least one run."""
-        hparams_of = method_hparams()
+        cells = self.cells()
+        hparams_of = method_hparams({cell["method"] for cell in cells if isinstance(cell.get("method"), str)})
         configs, used = {}, set()
-        for cell in self.cells():
+        for cell in cells:
             fields, hparams = split_settings(cell)
             own = hparams_of.get(fields.get("method", RunConfig.method), set())
             hparams = {k: v for k, v in hparams.items() if k in own}
@@ -152,6 +153,7 @@ def load_spec(path, overrides: list[str] = (), *, results_dir=None, max_runs: in
     check_number("--max-runs", max_runs, integer=True, minimum=1)
     check = read_spec(path, "sweep spec")
     check.top_keys(TOP_KEYS, "sweep spec")
+    check.find_methods(overrides)  # plug-ins' hyperparameters are keys of this spec
     data = check.data
     name = data.get("name") or path.stem
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():

@@ -14,7 +14,26 @@ A method module provides
 * ``step(model, x, y, eps, **hparams) -> (loss, logits)``: accumulate the parameter gradients
   of one batch (``eps`` in pixel units, x in [0, 1]); the training loop owns the optimizer step.
 
-Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` below.
+and, all optional (read by :mod:`.metadata`, with the fallback in brackets):
+
+* ``HELP = {hparam: "one line"}`` next to ``defaults``: the help of its ``suite run`` flag, which
+  adds the default from ``defaults`` itself [no text];
+* ``CHOICES = {hparam: ("a", "b")}``: the values a text hyperparameter may take [any text];
+* ``LABEL = "Fast-BAT"``: its name in tables and legends [the method's name];
+* ``COLOR = "#1f77b4"``: its colour in every figure, any matplotlib colour [one derived from its
+  name, distinct from the built-ins' colours and stable across figures and runs];
+* ``FEASIBLE = True``: the input its step trains on (the one its logits are of) lies in the
+  eps-ball around x and in [0, 1], as the contract test checks [False: not promised];
+* ``SEARCH = {hparam: [low, high]}``: ``suite tune``'s search when a study spec gives none,
+  log-uniform, or ``{low, high, log}`` [a study spec must give one];
+* ``COUPLED = {target: (source, function, "formula")}``: what a study with ``coupled: true``
+  derives from a searched hyperparameter instead of searching it (Fast-BAT: ``ll_step`` =
+  255/``lmbda``) [nothing to couple];
+* ``SYMBOLS = {hparam: "λ"}``: how the tuning figure writes it [its name].
+
+Adding a method: write ``suite/methods/<name>.py`` and add it to ``METHODS`` below; or keep it
+outside the suite as a plug-in (a dotted module path, or an entry point of group ``suite.methods``;
+see :mod:`suite.methods.plugins` and docs/methods.md).
 """
 
 from types import ModuleType
@@ -48,6 +67,9 @@ def plugin_names() -> dict[str, str]:
 def _import_method(name: str, module_path: str) -> ModuleType:
     import importlib
 
+    from .plugins import add_cwd_for
+
+    add_cwd_for(module_path)
     try:
         module = importlib.import_module(module_path)
     except Exception as error:  # any import failure is the plug-in's, told in one line
@@ -71,7 +93,23 @@ def get_method(name: str) -> ModuleType:
         return _import_method(name, plugins[name])
     if "." in name:
         return _import_method(name, name)
-    raise unknown_name("method", name, {**METHODS, **plugins})
+    raise unknown_name("method", name, available_names())
+
+
+def available_names() -> list[str]:
+    """Every method name a user may write without a dotted path: the built-ins, then the installed
+    plug-ins' entry points (this scans the installed distributions: call it only for a message)."""
+    return [*METHODS, *(name for name in plugin_names() if name not in METHODS)]
+
+
+def check_name(name: str, what: str = "method") -> None:
+    """Refuse a method name that cannot name a method, without importing anything: a built-in, an
+    entry point or a dotted path passes (for filters over records, whose plug-ins may be gone)."""
+    if name in METHODS or "." in str(name):
+        return
+    plugins = plugin_names()
+    if name not in plugins:
+        raise unknown_name(what, name, available_names())
 
 
 def resolve_hparams(name: str, eps: float, overrides: dict | None = None) -> dict:

@@ -5,6 +5,13 @@ import torch.nn.functional as F
 from ..config.checks import check_number
 from .perturbation import signed_step, uniform_init
 
+LABEL = "Fast-AT"  # its name in reports
+COLOR = "#d62728"  # its colour in every figure
+FEASIBLE = True  # the input it trains on lies in the eps-ball and [0, 1]
+HELP = {  # one line per hyperparameter: suite run --help
+    "alpha_factor": "step size as a multiple of eps",
+}
+
 
 def defaults(eps: float) -> dict:
     return {"alpha_factor": 1.25}

@@ -24,6 +24,14 @@ PRECISION = "fp32"
 _COEFFICIENTS = Path(__file__).resolve().parent.parent / "reference" / "gradalign_coefficients.csv"
 
 
+LABEL = "Fast-AT-GA"  # its name in reports
+COLOR = "#ff7f0e"  # its colour in every figure
+FEASIBLE = True  # the input it trains on lies in the eps-ball and [0, 1]
+HELP = {  # one line per hyperparameter: suite run --help
+    "coef": "coefficient (the GradAlign authors' table by eps, else 0.02*10^(eps/8))",
+}
+
+
 def defaults(eps: float) -> dict:
     return {"coef": gradalign_coef(eps)}
 

@@ -37,6 +37,21 @@ BOX_MARGIN = 1e-7
 IMPLICIT_MODES = ("exact", "finite_diff")
 
 
+LABEL = "Fast-BAT"  # its name in reports
+COLOR = "#1f77b4"  # its colour in every figure
+HELP = {  # one line per hyperparameter: suite run --help
+    "lmbda": "lower-level regularizer lambda",
+    "ll_step": "lower-level step a in /255",
+    "implicit": "implicit-gradient term by double backward (exact) or finite difference",
+}
+CHOICES = {"implicit": IMPLICIT_MODES}
+FEASIBLE = True  # the input it trains on lies in the eps-ball and [0, 1]
+SEARCH = {"lmbda": [0.01, 1000]}  # suite tune's default search: log-uniform
+# suite tune with coupled: true: ll_step follows lmbda (a = 1/lambda, the paper's closed form)
+COUPLED = {"ll_step": ("lmbda", lambda lmbda: 255.0 / lmbda, "255/lmbda")}
+SYMBOLS = {"lmbda": "λ"}  # axis labels of the tuning figure
+
+
 def defaults(eps: float) -> dict:
     return {"lmbda": 10.0, "ll_step": 5000.0 if eps <= 8 else 2000.0, "implicit": "exact"}
 

@@ -8,6 +8,13 @@ import torch.nn.functional as F
 
 from .perturbation import signed_step
 
+LABEL = "FGSM"  # its name in reports
+COLOR = "#8c564b"  # its colour in every figure
+FEASIBLE = True  # the input it trains on lies in the eps-ball and [0, 1]
+HELP = {  # one line per hyperparameter: suite run --help
+    "alpha_factor": "step size as a multiple of eps",
+}
+
 
 def defaults(eps: float) -> dict:
     return {"alpha_factor": 1.0}  # step size alpha = alpha_factor * eps

@@ -10,6 +10,14 @@ import torch.nn.functional as F
 from ..config.checks import check_number
 from .perturbation import clip_to_image, input_grad, uniform_init
 
+LABEL = "N-FGSM"  # its name in reports
+COLOR = "#2ca02c"  # its colour in every figure
+FEASIBLE = False  # its step is not projected onto the eps-ball
+HELP = {  # one line per hyperparameter: suite run --help
+    "noise_factor": "uniform noise in [-k eps, k eps], k",
+    "alpha_factor": "step size as a multiple of eps",
+}
+
 
 def defaults(eps: float) -> dict:
     # noise U(-noise_factor * eps, noise_factor * eps); step size alpha = alpha_factor * eps

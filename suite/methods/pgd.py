@@ -8,6 +8,14 @@ import torch.nn.functional as F
 from ..config.checks import check_number
 from .perturbation import signed_step, uniform_init
 
+LABEL = "PGD-AT"  # its name in reports
+COLOR = "#9467bd"  # its colour in every figure
+FEASIBLE = True  # the input it trains on lies in the eps-ball and [0, 1]
+HELP = {  # one line per hyperparameter: suite run --help
+    "steps": "attack steps k",
+    "alpha": "step size in /255, derived when unset: eps/2 for k = 2, 2 for k = 10, else 2.5 eps/k",
+}
+
 
 def defaults(eps: float) -> dict:
     return {"steps": 10, "alpha": None}

@@ -20,7 +20,7 @@ from ..models import build_model
 from .op_count import count_ops
 from .precision import tf32
 from .reference_impl import fast_at_ga_reference, fast_bat_reference
-from .settings import LAYOUT_VARIANTS, METHOD_VARIANTS, Settings
+from .settings import LAYOUT_VARIANTS, Settings, method_variants
 from .timing import interleaved, medians, peak_memory, progress
 
 
@@ -49,7 +49,8 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
         return run
 
     fns, steps = {}, {}
-    variants = METHOD_VARIANTS if with_methods else [v for v in METHOD_VARIANTS if v[0] in ("fast_bat", "fast_at_ga")]
+    every = method_variants(s)
+    variants = every if with_methods else [v for v in every if v[0] in ("fast_bat", "fast_at_ga")]
     if with_methods:  # the layout the suite does not train in, for the layout ratio
         plain_model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
         plain_optimizer = torch.optim.SGD(plain_model.parameters(), lr=0.0, momentum=0.9, weight_decay=5e-4)
@@ -76,7 +77,7 @@ def bench_iterations(s: Settings, device: torch.device, with_methods: bool, with
     med = medians(times)
     out = {}
     if with_methods:
-        names = [v[0] for v in METHOD_VARIANTS]
+        names = [v[0] for v in every]
         out["methods"] = {
             "seconds": {n: med[n] for n in names},
             "ratio_to_standard": {n: med[n] / med["standard"] for n in names},

@@ -12,7 +12,7 @@ import torch
 from ..data import DATASETS
 from ..engine.device import pick_device
 from ..errors import SuiteError, unknown_name
-from ..methods import METHODS
+from ..methods import METHODS, get_method
 from ..models import ARCHS
 
 SECTIONS = ("methods", "reference", "pipeline", "eval", "precision")
@@ -27,6 +27,11 @@ METHOD_VARIANTS = [
     (name, method, overrides) for method in METHODS for name, overrides in VARIANTS_OF.get(method, [(method, {})])
 ]
 LAYOUT_VARIANTS = ("fast_at", "fast_bat")  # also timed in the contiguous layout
+
+
+def method_variants(settings: Settings) -> list:
+    """The iterations timed: the built-ins' variants, then each extra method at its defaults."""
+    return METHOD_VARIANTS + [(m, m, {}) for m in dict.fromkeys(settings.methods) if m not in METHODS]
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Settings:
     precision_seeds: int = 1  # precision: draws of the methods' randomness (the policy's verdict needs 3)
     seed: int = 0
     threads: int | None = None  # CPU: torch's intra-op threads (None: torch's default)
+    methods: tuple = ()  # methods: plug-ins (entry points, dotted paths) timed besides the built-ins
 
 
 # Defaults by device, and the much smaller sizes of --quick (for the test suite).
@@ -109,6 +115,8 @@ def resolve(settings: Settings) -> tuple[Settings, torch.device]:
         raise unknown_name("arch", settings.arch, ARCHS)
     if settings.dataset not in DATASETS:
         raise unknown_name("dataset", settings.dataset, DATASETS)
+    for method in settings.methods:  # a plug-in that does not resolve fails here, in one line
+        get_method(method)
     unknown = set(settings.sections) - set(SECTIONS)
     if unknown:
         raise SuiteError(f"unknown bench section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")

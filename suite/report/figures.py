@@ -21,11 +21,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 
+from ..methods import metadata as meta
 from ..store.status import RunStatus
 from . import cells as cell_rules
 from .co import NOT_JUDGED
 from .names import setting_title
-from .palette import METHOD_COLORS, color, method_label, method_rank  # noqa: F401  (METHOD_COLORS: re-exported)
+from .palette import METHOD_COLORS, color, method_label, method_module, method_rank  # noqa: F401  (METHOD_COLORS: re-exported)
 from .stats import MIN_SEEDS, interval
 
 STYLE = {
@@ -106,7 +107,7 @@ def robust_vs_eps(summary: pd.DataFrame) -> Figure | None:
     square) falling away from its solid one. Standard training has no last-epoch line: it is not
     judged for CO (its robustness early on is incidental). Where a method and eps have several
     configurations (labelled cells, e.g. a tuning study's trials) they are left out: the tables list
-    them, the λ figure draws a study."""
+    them, the tuning figure draws a study."""
     summary = summary[summary["variant"] == ""].dropna(subset=["ra_pgd_mean"])
     if summary.empty:
         return None
@@ -317,17 +318,43 @@ def _state(value) -> str:
     return str(value).upper().replace("TRIALSTATE.", "")
 
 
+def searched_columns(trials: pd.DataFrame) -> list[str]:
+    """The hyperparameters a study searched: its ``searched`` column (a study exported by this
+    suite), else the hyperparameter columns (those between ``state`` and ``val_robust_acc``)."""
+    if "searched" in trials and trials["searched"].notna().any():
+        return [c for c in str(trials["searched"].dropna().iloc[0]).split(",") if c in trials]
+    columns = list(trials.columns)
+    end = columns.index("val_robust_acc") if "val_robust_acc" in columns else len(columns)
+    return [c for c in columns[columns.index("state") + 1 if "state" in columns else 0 : end] if c != "trial"]
+
+
+def study_method(trials: pd.DataFrame) -> str:
+    """The study's method: its ``method`` column, else the run configuration's default method."""
+    if "method" in trials and trials["method"].notna().any():
+        return str(trials["method"].dropna().iloc[0])
+    from ..config import RunConfig
+
+    return RunConfig.method
+
+
 @styled
-def lambda_sensitivity(trials: pd.DataFrame, method: str = "fast_bat") -> Figure | None:
-    """(4) A tuning study's robust (circles) and clean (triangles) accuracy against lambda (log
-    axis), validation solid and test dashed, from its exported trials; the star marks the chosen
-    value (best validation robust accuracy, the study's objective). Pruned (red X) and failed (black
-    x) trials are drawn at the validation robust accuracy they last reported, labelled with that
-    epoch; a failed trial that reported nothing sits on the λ axis."""
-    if trials is None or "lmbda" not in trials or trials.empty:
+def tune_sensitivity(trials: pd.DataFrame, method: str | None = None) -> Figure | None:
+    """(4) A tuning study's robust (circles) and clean (triangles) accuracy against the (first)
+    searched hyperparameter (a log axis where it spans a decade or more), validation solid and test
+    dashed, from its exported trials; the star marks the chosen value (best validation robust
+    accuracy, the study's objective). Pruned (red X) and failed (black x) trials are drawn at the
+    validation robust accuracy they last reported, labelled with that epoch; a failed trial that
+    reported nothing sits on the x axis."""
+    if trials is None or trials.empty or "state" not in trials:
         return None
-    trials = trials.assign(state=trials["state"].map(_state)).dropna(subset=["lmbda"])
-    done = trials[trials["state"] == "COMPLETE"].dropna(subset=["val_robust_acc"]).sort_values("lmbda")
+    searched = searched_columns(trials)
+    if not searched:
+        return None
+    param = searched[0]
+    method = method or study_method(trials)
+    symbol = meta.symbol(method_module(method), param)
+    trials = trials.assign(state=trials["state"].map(_state)).dropna(subset=[param])
+    done = trials[trials["state"] == "COMPLETE"].dropna(subset=["val_robust_acc"]).sort_values(param)
     stopped = trials[trials["state"].isin(list(STOPPED_STATES))]
     if done.empty and stopped.empty:
         return None
@@ -335,18 +362,18 @@ def lambda_sensitivity(trials: pd.DataFrame, method: str = "fast_bat") -> Figure
     ax = fig.subplots()
     for column, (label, style) in LAMBDA_SERIES.items():
         if column in done and done[column].notna().any():
-            ax.plot(done["lmbda"], done[column], style, color=color(method), label=label, mfc="none")
+            ax.plot(done[param], done[column], style, color=color(method), label=label, mfc="none")
     if not done.empty:
         best = done.loc[done["val_robust_acc"].idxmax()]
         ax.scatter(
-            [best["lmbda"]],
+            [best[param]],
             [best["val_robust_acc"]],
             marker="*",
             s=220,
             color="gold",
             edgecolors="k",
             zorder=3,
-            label=f"chosen λ = {best['lmbda']:.3g}",
+            label=f"chosen {symbol} = {best[param]:.3g}",
         )
     has_last = "last_reported" in stopped
     for state, (name, marker, mark_color) in STOPPED_STATES.items():
@@ -358,7 +385,7 @@ def lambda_sensitivity(trials: pd.DataFrame, method: str = "fast_bat") -> Figure
         what = "last reported validation robust" if has_last else "best validation robust before stopping"
         what += ", 0 if none" if group[values.name].isna().any() else ""
         ax.scatter(
-            group["lmbda"],
+            group[param],
             shown,
             marker=marker,
             s=60,
@@ -367,7 +394,7 @@ def lambda_sensitivity(trials: pd.DataFrame, method: str = "fast_bat") -> Figure
             label=f"{name} ({len(group)}): {what}",
         )
         epochs = group["last_reported_epoch"] if "last_reported_epoch" in group else pd.Series(index=group.index)
-        for lam, value, epoch in zip(group["lmbda"], shown, epochs):
+        for lam, value, epoch in zip(group[param], shown, epochs):
             if not pd.isna(epoch):
                 ax.annotate(
                     f"ep {int(epoch)}",
@@ -377,16 +404,19 @@ def lambda_sensitivity(trials: pd.DataFrame, method: str = "fast_bat") -> Figure
                     fontsize=7,
                     color=mark_color,
                 )
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10))
-    ax.xaxis.set_major_formatter(LogFormatterSciNotation(base=10))
-    ax.xaxis.set_minor_formatter(NullFormatter())  # labelled decades only: no overlapping minor labels
-    searched = [c for c in ("ll_step",) if c in trials and trials[c].nunique() > 1]
-    note = f" ({', '.join(searched)} also searched)" if searched else ""
+    values = trials[param].astype(float)
+    log = bool((values > 0).all() and values.max() >= 10 * values.min())
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_major_formatter(LogFormatterSciNotation(base=10))
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled decades only: no overlapping minor labels
+    others = [c for c in searched[1:] if trials[c].nunique() > 1]
+    note = f" ({', '.join(others)} also searched)" if others else ""
     counts = ", ".join(f"{n} {s.lower()}" for s, n in trials["state"].value_counts().items())
     ax.set(
-        title=f"{method_label(method)}: λ sensitivity, {len(trials)} trials ({counts}){note}",
-        xlabel="λ (log scale)",
+        title=f"{method_label(method)}: {symbol} sensitivity, {len(trials)} trials ({counts}){note}",
+        xlabel=f"{symbol} (log scale)" if log else symbol,
         ylabel="accuracy (%)",
     )
     fig.legend(loc="outside right upper")

@@ -27,16 +27,18 @@ from .compact import compact_tables
 from .latex import tabular
 from .names import setting_title
 from .paired import DEFAULT_BASELINE, paired_table
-from .palette import method_label
+from .palette import distinct, method_label
 from .sources import RunSet
 
+# a figure's function in suite.report.figures, where it is not named as the figure (its file name)
+FIGURE_MAKERS = {"lambda_sensitivity": "tune_sensitivity"}
 FIGURE_TITLES = {
     "robust_vs_eps": "Robust accuracy against training ε (catastrophic overfitting)",
     "epoch_curves": "Per-epoch validation accuracy, every method at every ε",
     "co_diagnostics": "Catastrophic-overfitting diagnostics per epoch",
     "clean_vs_robust": "Clean against robust accuracy",
     "paired_differences": "Paired differences from the baseline (forest plot)",
-    "lambda_sensitivity": "λ sensitivity (tuning study)",
+    "lambda_sensitivity": "Sensitivity to the searched hyperparameter (tuning study)",
     "training_cost": "Training cost",
 }
 TABLE_FILES = ("summary.csv", "paper_comparison.csv", "table1.csv", "cost.csv", "runs.csv", "paired.csv")
@@ -101,14 +103,19 @@ class Tables:
 
 
 def make_figures(runset: RunSet, t: Tables, trials: pd.DataFrame | None) -> dict:
-    """Every figure that has data, by name."""
+    """Every figure that has data, by name; methods without a colour of their own get distinct ones."""
+    with distinct(set(t.runs["method"]) if "method" in t.runs else ()):
+        return _figures(runset, t, trials)
+
+
+def _figures(runset: RunSet, t: Tables, trials: pd.DataFrame | None) -> dict:
     made = {
         "robust_vs_eps": figs.robust_vs_eps(t.summary),
         "epoch_curves": figs.epoch_curves(t.finished, runset.histories),
         "co_diagnostics": figs.co_diagnostics(t.finished, runset.histories),
         "clean_vs_robust": figs.clean_vs_robust(t.finished),
         "paired_differences": figs.paired_differences(t.paired, t.baseline),
-        "lambda_sensitivity": figs.lambda_sensitivity(trials) if trials is not None else None,
+        "lambda_sensitivity": figs.tune_sensitivity(trials) if trials is not None else None,
         "training_cost": figs.training_cost(t.cost),
     }
     return {name: fig for name, fig in made.items() if fig is not None}
@@ -313,7 +320,8 @@ def _blocks(runset, t: Tables, figures, title, selection, latex_files) -> list[t
         ]
     blocks.append(("h2", "Figures"))
     for name, fig in figures.items():
-        caption = " ".join(getattr(figs, name).__doc__.split(")", 1)[1].split())  # the docstring after "(n)"
+        maker = getattr(figs, FIGURE_MAKERS.get(name, name))
+        caption = " ".join(maker.__doc__.split(")", 1)[1].split())  # the docstring after "(n)"
         blocks.append(("figure", name, FIGURE_TITLES[name], caption))
     run_table = t.run_table
     if not run_table.empty:

@@ -34,6 +34,7 @@ RUN_COLUMNS = [
     "wandb_id",
     "error",
     "kind",
+    "method_code",
 ]
 
 
@@ -75,6 +76,7 @@ def runs_dataframe(results_dir: Path = Path("results"), **filters):
                 "wandb_id": summary.get("wandb_id"),
                 "error": summary.get("error"),
                 "kind": read_json(run.config).get("kind", "train"),  # "eval": a suite eval record
+                "method_code": summary.get("method_code"),  # None: recorded before code hashes
                 **{k: c.get(k) for k in PROTOCOL_SETTINGS},
             }
         except (SuiteError, OSError, KeyError, TypeError, AttributeError) as err:

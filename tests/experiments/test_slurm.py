@@ -26,9 +26,11 @@ import pytest
 from suite.cli import build_parser
 from suite.experiments.sweep import load_spec
 from suite.store.run_dir import RunDir
+from tests.experiments.test_plugin_sweeps import plugins_on_sys_path_only
 from tests.experiments.test_reproduce import RUN_FLAGS
 from tests.experiments.test_reproduce import sweeps as sweeps  # noqa: F401  (the tiny smoke preset fixture)
 from tests.experiments.test_sweep import options, tiny_spec
+from tests.plugins import forget_plugin_modules  # noqa: F401  (autouse: each test imports its own plug-ins)
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("SUITE_TEST_SLURM") or shutil.which("sbatch") is None,
@@ -105,6 +107,21 @@ def test_array_task_trains_several_runs_at_once(tmp_path, monkeypatch, capsys):
     assert len({event["pid"] for event in journal if event["event"] == "start"}) == 2
 
 
+def test_array_tasks_find_the_plugins(tmp_path, monkeypatch):
+    """Array tasks, fresh processes on the node, resolve a dotted-path and an entry-point plug-in
+    that the launcher found only through its own sys.path."""
+    import suite.experiments.launch
+    from suite.experiments.launch import run_sweep
+
+    plugins_on_sys_path_only(tmp_path, monkeypatch)
+    monkeypatch.setitem(suite.experiments.launch.POLL_S, "slurm", 0.5)
+    spec = load_spec(tiny_spec(tmp_path, "method: [plugpkg.meth, ep_plug]\n"))
+    slurm = {"time": 10, "cpus_per_task": 1, "gpus_per_node": 0}
+    result = run_sweep(spec, options(tmp_path), executor="slurm", slurm=slurm)
+    assert not result.failed, result.report()
+    assert sorted(result.done) == sorted(c.run_id for c in spec.configs())
+
+
 def test_reproduce_no_wait_then_its_follow_up_commands(sweeps, tmp_path):  # noqa: F811
     """`suite reproduce --executor slurm --no-wait` submits the sweeps and returns; the commands it
     prints then follow the runs, run the study (the same --set) and write the report of both sweeps."""
@@ -146,3 +163,40 @@ def test_reproduce_no_wait_then_its_follow_up_commands(sweeps, tmp_path):  # noq
     assert written.returncode == 0, written.stdout + written.stderr
     assert (tmp_path / "reports" / "smoke" / "report.md").exists()
     assert (tmp_path / "reports" / "smoke" / "lambda_sensitivity.png").exists()
+
+
+def test_cancelled_tasks_fail_their_runs_instead_of_hanging(tmp_path, monkeypatch):
+    """scancel of an array whose tasks wait to start: they leave no result and sacct knows nothing
+    here (no accounting), yet both runs are reported failed, from squeue, and the sweep returns.
+    (A running task cancelled ends the same way, after Slurm's KillWait of 30 s.)"""
+    import threading
+
+    import suite.experiments.launch
+    from suite.experiments.launch import run_sweep
+
+    monkeypatch.setitem(suite.experiments.launch.POLL_S, "slurm", 0.5)
+    spec = load_spec(tiny_spec(tmp_path, "method: [standard, fast_at]\n"))
+    folder = tmp_path / "results/sweeps/tiny/submitit"
+
+    def cancel_once_queued() -> None:
+        deadline = time.monotonic() + 60
+        while not list(folder.glob("*_submitted.pkl")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        array = next(folder.glob("*_submitted.pkl")).name.split("_")[0]
+        subprocess.run(["scancel", array], check=True)
+
+    canceller = threading.Thread(target=cancel_once_queued, daemon=True)
+    canceller.start()
+    later = {"begin": "now+3600"}  # both tasks wait in the queue until the test cancels them
+    slurm = {"time": 10, "cpus_per_task": 1, "gpus_per_node": 0, "additional_parameters": later}
+    outcome = []  # run in a thread: without the fix it would wait forever
+    sweep = threading.Thread(
+        target=lambda: outcome.append(run_sweep(spec, options(tmp_path), executor="slurm", slurm=slurm)), daemon=True
+    )
+    sweep.start()
+    sweep.join(timeout=60)
+    assert outcome, "the sweep still waits for its cancelled tasks"
+    result = outcome[0]
+    assert not result.done and len(result.failed) == 2
+    for _, reason in result.failed:
+        assert re.search(r"job \d+_[01] ended without a result \((state CANCELLED|no longer in squeue); log: ", reason)

@@ -543,7 +543,7 @@ def test_lambda_sensitivity_shows_pruned_and_failed_trials_at_their_last_value(t
     trials = pd.concat([trials, pd.DataFrame({"trial": [5, 6], "state": ["FAIL", "FAIL"], "lmbda": [0.01, 3000.0]})])
     trials["last_reported"] = [None] * 4 + [2.0, None, 7.0]
     trials["last_reported_epoch"] = [None] * 4 + [3, None, 2]
-    fig = figs.lambda_sensitivity(trials)
+    fig = figs.tune_sensitivity(trials)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     lines = ax.get_lines()
@@ -563,7 +563,7 @@ def test_lambda_sensitivity_shows_pruned_and_failed_trials_at_their_last_value(t
     shown = [t for t in ax.get_xticklabels() if t.get_text() and t.get_visible()]
     boxes = [t.get_window_extent() for t in shown]
     assert len(boxes) >= 2 and all(not a.overlaps(b) for a, b in zip(boxes, boxes[1:]))  # legible ticks
-    assert figs.lambda_sensitivity(trials.assign(state="RUNNING")) is None
+    assert figs.tune_sensitivity(trials.assign(state="RUNNING")) is None
 
 
 def test_training_cost_has_a_bar_per_method(results):
@@ -687,7 +687,7 @@ def test_methods_absent_from_the_paper_are_reported_in_the_palettes_order_and_co
     bars = figs.training_cost(cost).axes[0]
     assert [t.get_text() for t in bars.get_xticklabels()] == [palette.method_label(m) for m in order]
     colours = [palette.color(m) for m, _, _ in palette.PALETTE]
-    assert len(set(colours)) == len(colours) and palette.OTHER_COLOR not in colours
+    assert len(set(colours)) == len(colours) and not set(colours) & set(palette.SPARE_COLORS)
 
 
 def test_report_of_no_runs_is_an_error(tmp_path, capsys):

@@ -1,4 +1,9 @@
-"""A study's results: the trials table (CSV for the reports), the best trial, the text of ``--show``."""
+"""A study's results: the trials table (CSV for the reports), the best trial, the text of ``--show``.
+
+The table's hyperparameter columns are the study's own: the searched ones first, then the rest
+of the run's hyperparameters (derived ones among them); ``method`` and ``searched`` say which
+method and which hyperparameters, so that the report's figure plots against the searched one.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,6 @@ from .storage import STUDIES, storage_label
 COLUMNS = [
     "trial",
     "state",
-    "lmbda",
-    "ll_step",
     "val_robust_acc",
     "last_reported",
     "last_reported_epoch",
@@ -32,6 +35,8 @@ COLUMNS = [
     "retry_of",
     "duration_s",
     "error",
+    "method",
+    "searched",
 ]
 
 
@@ -39,20 +44,31 @@ def trials_dataframe(study: optuna.Study):
     """One row per trial: state, hyperparameters, validation and test metrics, run id."""
     import pandas as pd
 
+    method, searched = study_method(study)
     rows = []
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs
-        row = {"trial": t.number, "state": t.state.name, **attrs.get("hparams", t.params)}
+        hparams = attrs.get("hparams", t.params)
+        row = {"trial": t.number, "state": t.state.name, **{k: hparams[k] for k in searched if k in hparams}, **hparams}
         row.update({k: attrs[k] for k in COLUMNS if k in attrs})
         if t.intermediate_values:  # the last per-epoch value reported (a pruned trial's is where it stopped)
             row["last_reported_epoch"] = max(t.intermediate_values)  # steps are 1-based epochs
             row["last_reported"] = t.intermediate_values[max(t.intermediate_values)]
         row["retry_of"] = t.system_attrs.get("failed_trial")
         row["duration_s"] = t.duration.total_seconds() if t.duration else None
+        row.update(method=method, searched=",".join(searched))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    extra = [c for c in frame.columns if c not in COLUMNS]
-    return frame.reindex(columns=COLUMNS[:2] + extra + COLUMNS[2:])
+    extra = [c for c in [*searched, *frame.columns] if c not in COLUMNS and c in frame.columns]
+    return frame.reindex(columns=COLUMNS[:2] + list(dict.fromkeys(extra)) + COLUMNS[2:])
+
+
+def study_method(study: optuna.Study) -> tuple[str, list[str]]:
+    """The study's method and searched hyperparameters, from the spec it was created with."""
+    from ...config import RunConfig
+
+    spec = study.user_attrs.get("spec") or {}
+    return str((spec.get("base") or {}).get("method", RunConfig.method)), list(spec.get("search") or {})
 
 
 def export_trials(study: optuna.Study, results_dir: Path = Path("results"), path: Path | None = None):
@@ -60,8 +76,8 @@ def export_trials(study: optuna.Study, results_dir: Path = Path("results"), path
 
     For pruned trials ``val_robust_acc`` is the best reached before pruning, ``last_reported``
     the validation robust accuracy of the last epoch reported (``last_reported_epoch``) and the
-    test metrics are empty; plotting ``val_robust_acc`` or ``ra_pgd`` against ``lmbda`` gives the
-    sensitivity curve without Optuna.
+    test metrics are empty; plotting ``val_robust_acc`` or ``ra_pgd`` against the searched
+    hyperparameter gives the sensitivity curve without Optuna.
     """
     frame = trials_dataframe(study)
     path = Path(path) if path else Path(results_dir) / STUDIES / f"{study.study_name}.csv"
@@ -79,16 +95,13 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 
 
 def best_params(spec_path: str | Path, storage: str | None = None, results_dir=Path("results")) -> dict:
-    """The best trial's hyperparameters (searched ones, plus ll_step when coupled)."""
+    """The best trial's hyperparameters (searched ones, plus the derived ones when coupled)."""
     from .spec import load_spec
     from .study import open_study
 
     spec = load_spec(spec_path)
     trial = best_trial(open_study(spec, storage, Path(results_dir), create=False))
-    params = dict(trial.params)
-    if spec.coupled:
-        params["ll_step"] = 255.0 / params["lmbda"]
-    return params
+    return spec.derived(dict(trial.params))
 
 
 def show(
@@ -120,8 +133,6 @@ def show(
         "trial",
         "state",
         *[c for c in frame.columns if c not in COLUMNS],
-        "lmbda",
-        "ll_step",
         *spec.objectives,
         "sa",
         "ra_pgd",

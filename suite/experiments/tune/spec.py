@@ -4,6 +4,11 @@ A study spec (YAML, see ``sweeps/lambda_*.yaml``) names the study, the base run 
 the search space, the objective, the sampler, the pruner and the number of trials. A spec file
 is read with the line of each key (:mod:`suite.experiments.spec_file`), so a bad key is
 reported as sweeps report it.
+
+What is searched is any of the method's hyperparameters. Without a ``search`` the method's own
+``SEARCH`` is, and ``coupled: true`` derives the hyperparameters its ``COUPLED`` declares from the
+searched ones (Fast-BAT: ``ll_step`` = 255/``lmbda``) instead of searching or fixing them; both
+live in the method's file (:mod:`suite.methods.metadata`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from ...config import RunConfig
 from ...config.checks import check_number
 from ...config.settings import canonical, parse_setting, split_settings
 from ...errors import SuiteError, unknown_name
+from ...methods import get_method
+from ...methods import metadata as meta
 from ..spec_file import SpecFile, read_spec, shown_value
 
 SPEC_KEYS = (
@@ -58,7 +65,7 @@ class StudySpec:
     base: dict
     search: dict  # hyperparameter -> {"low", "high", "log"}
     objectives: list[str]
-    coupled: bool = False  # ll_step = 255 / lmbda (a = 1/lambda, in /255 units)
+    coupled: bool = False  # derive the method's COUPLED hyperparameters from the searched ones
     sampler: dict = field(default_factory=lambda: dict(DEFAULT_SAMPLER))
     pruner: dict = field(default_factory=lambda: dict(DEFAULT_PRUNER))
     n_trials: int = 20
@@ -83,12 +90,29 @@ class StudySpec:
         fields, base_hparams = split_settings(self.base)
         return RunConfig.from_dict({**fields, "hparams": {**base_hparams, **hparams}})
 
+    @property
+    def method(self) -> str:
+        return str(self.base.get("method", RunConfig.method))
+
+    def couplings(self) -> dict:
+        """``{target: (source, function, formula)}``: what ``coupled: true`` derives here (the method's
+        ``COUPLED`` whose source is searched); empty when the spec does not couple."""
+        if not self.coupled:
+            return {}
+        declared = meta.couplings(get_method(self.method))
+        return {target: entry for target, entry in declared.items() if entry[0] in self.search}
+
+    def derived(self, params: dict) -> dict:
+        """The searched ``params`` with the coupled hyperparameters derived from them."""
+        out = dict(params)
+        for target, (source, function, _) in self.couplings().items():
+            out[target] = float(function(params[source]))
+        return out
+
     def suggest(self, trial: optuna.Trial) -> dict:
-        """Draw the trial's hyperparameters (the coupled ll_step is derived, not searched)."""
+        """Draw the trial's hyperparameters (coupled ones are derived, not searched)."""
         params = {name: trial.suggest_float(name, r["low"], r["high"], log=r["log"]) for name, r in self.search.items()}
-        if self.coupled:
-            params["ll_step"] = 255.0 / params["lmbda"]
-        return params
+        return self.derived(params)
 
 
 def apply_overrides(raw: dict, overrides: list[str] | dict | None) -> dict:
@@ -101,7 +125,7 @@ def apply_overrides(raw: dict, overrides: list[str] | dict | None) -> dict:
     raw = json.loads(json.dumps(raw, default=str))  # a YAML date becomes text, refused where it lands
     if isinstance(overrides, list):
         overrides = dict(parse_setting(item) for item in overrides)
-    searched = set(raw.get("search") or {"lmbda": None}) | {"coupled"}
+    searched = set(raw.get("search") or default_search(raw)) | {"coupled"}
     for key, value in (overrides or {}).items():
         if "." in key:
             path = key.split(".")
@@ -114,6 +138,16 @@ def apply_overrides(raw: dict, overrides: list[str] | dict | None) -> dict:
             node = node[part]
         node[path[-1]] = value
     return raw
+
+
+def default_search(raw: dict) -> dict:
+    """The search of a spec that gives none: its method's ``SEARCH`` (empty where it declares none,
+    or where the method does not resolve: that is refused where the method is checked)."""
+    base = raw.get("base") if isinstance(raw.get("base"), dict) else {}
+    try:
+        return meta.search(get_method(str(base.get("method", RunConfig.method))))
+    except SuiteError:
+        return {}
 
 
 def _named(value, default: dict, what: str) -> dict:
@@ -146,6 +180,7 @@ def load_spec(spec: str | Path | dict | StudySpec, overrides: list[str] | dict |
         check.data = spec
     check.top_keys(SPEC_KEYS, "study spec")
     check_types(check)
+    check.find_methods(overrides or ())  # the plug-ins' hyperparameters are keys of this spec
     for key in (spec.get("base") or {}) if isinstance(spec.get("base"), dict) else ():
         check.key(canonical(key, check.where(("base", key))), ("base", key))
         check.value(canonical(key), spec["base"][key], ("base", key))
@@ -157,8 +192,9 @@ def load_spec(spec: str | Path | dict | StudySpec, overrides: list[str] | dict |
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(raw.get("name", ""))):
         raise SuiteError(f"study name must be letters, digits, '_', '-' or '.', got {raw.get('name')!r}")
     base = {canonical(k, f"study {raw['name']} base"): v for k, v in (raw.get("base") or {}).items()}
-    search_raw = dict(raw.get("search") or {"lmbda": [0.01, 1000]})
+    search_raw = dict(raw.get("search") or {})
     coupled = bool(search_raw.pop("coupled", False))
+    search_raw = search_raw or default_search(raw)  # the method's SEARCH (coupled: true alone keeps it)
     search = {}
     for name, bounds in search_raw.items():
         if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
@@ -170,7 +206,11 @@ def load_spec(spec: str | Path | dict | StudySpec, overrides: list[str] | dict |
             raise SuiteError(f"search.{name}: need low < high (and low > 0 on a log scale), got [{low:g}, {high:g}]")
         search[name] = {"low": low, "high": high, "log": log}
     if not search:
-        raise SuiteError("search is empty; give at least one hyperparameter range, e.g. lmbda: [0.01, 1000]")
+        method = base.get("method", RunConfig.method)
+        raise SuiteError(
+            f"search is empty and method {method!r} declares no SEARCH; give at least one hyperparameter "
+            "range, search: {name: [low, high]}"
+        )
     objectives = raw.get("objective", "val_robust_acc")
     objectives = [objectives] if isinstance(objectives, str) else list(objectives)
     bad = [o for o in objectives if o not in METRICS]
@@ -256,6 +296,17 @@ def check_types(check: SpecFile) -> None:
             )
 
 
+def _check_coupled(spec: StudySpec) -> None:
+    """``coupled: true`` needs a coupling of the method whose source is searched, and its targets set nowhere."""
+    declared = meta.couplings(get_method(spec.method))
+    if not declared:
+        raise SuiteError(f"coupled: true, but method {spec.method!r} declares no coupled hyperparameters (COUPLED)")
+    applied = spec.couplings()
+    for target, (source, _, formula) in (applied or declared).items():
+        if source not in spec.search or target in spec.search or target in spec.base:
+            raise SuiteError(f"coupled: true derives {target} = {formula}: search {source}, and set {target} nowhere")
+
+
 def _validate(spec: StudySpec) -> None:
     """Check the base configuration, that searched names are the method's hyperparameters, and enqueue."""
     both = set(spec.search) & set(spec.base)
@@ -263,10 +314,8 @@ def _validate(spec: StudySpec) -> None:
         raise SuiteError(f"{', '.join(sorted(both))} is both set in base and searched; keep one")
     probe = {name: r["low"] for name, r in spec.search.items()}
     if spec.coupled:
-        if "lmbda" not in spec.search or "ll_step" in spec.search or "ll_step" in spec.base:
-            raise SuiteError("coupled: true derives ll_step = 255/lmbda: search lmbda, and set ll_step nowhere")
-        probe["ll_step"] = 255.0 / probe["lmbda"]
-    config = spec.run_config(probe).resolved()  # names that are no hyperparameter of the method fail here
+        _check_coupled(spec)
+    config = spec.run_config(spec.derived(probe)).resolved()  # names that are no hyperparameter of the method fail here
     if "ra_aa" in spec.objectives and not config.aa_points:
         raise SuiteError("objective ra_aa needs aa_points > 0 in base")
     for params in spec.enqueue:

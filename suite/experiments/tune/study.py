@@ -1,4 +1,4 @@
-"""Optuna studies over a method's hyperparameters; first of all Fast-BAT's lambda.
+"""Optuna studies over any method's hyperparameters (the sweeps/lambda_*.yaml specs: Fast-BAT's lambda).
 
 Every trial is a real ``execute(...)`` run with its own run record; a callback reports each
 epoch's validation robust accuracy to Optuna and stops the run when the pruner says so (the
