@@ -179,3 +179,26 @@ def test_the_sweep_submits_the_checkpointable_task(tmp_path, fake_slurm):
     assert isinstance(submitted.function, SlurmTask) and submitted._timeout_countdown == slurm_task.REQUEUE_MAX
     script = next(folder.glob("*_submission.sh")).read_text()
     assert "#SBATCH --signal=USR2@" in script  # the pre-limit signal submitit handles
+
+
+def test_a_job_that_left_no_result_reports_a_stopped_run_as_interrupted(tmp_path):
+    """A task that exited at a signal writes no result (Slurm decides what follows); if Slurm ends it
+    there, the sweep reports what the run's record says: interrupted, with the signal."""
+    from suite.experiments.launch import _outcomes
+
+    configs = [RunConfig(**TINY).resolved(), dataclasses.replace(RunConfig(**TINY), seed=1).resolved()]
+    stopped = RunDir(tmp_path, configs[0].run_id)
+    stopped.path.mkdir(parents=True)
+    line = "stopped by SIGTERM after 1 of 2 epochs; rerun the same command to resume from there"
+    write_json(stopped.summary, {"run_id": configs[0].run_id, "status": "interrupted", "error": line})
+
+    class Cancelled:
+        job_id = "4242_0"
+        paths = type("Paths", (), {"stderr": "4242_0_log.err"})()
+
+        def result(self):
+            raise RuntimeError("Job 4242_0 has no result: CANCELLED")
+
+    got = _outcomes(Cancelled(), configs, options(tmp_path))
+    assert got[0] == {"status": "interrupted", "reason": line}
+    assert got[1]["status"] == "failed" and got[1]["reason"].startswith("job 4242_0 died: Job 4242_0 has no result")
