@@ -16,6 +16,7 @@ import pytest
 from suite.experiments.sweep import load_spec
 from suite.store.atomic import read_jsonl
 from suite.store.run_dir import RunDir
+from tests.experiments.test_reproduce import sweeps as sweeps  # noqa: F401  (the tiny smoke preset fixture)
 from tests.experiments.test_sweep import tiny_spec
 
 TIMEOUT = 600
@@ -128,3 +129,26 @@ def test_a_job_training_several_cells_stops_them_all(share, tmp_path):
     for run in runs:
         summary = run.read_summary()
         assert summary["status"] == "interrupted" and 1 <= summary["epochs_done"] < 4
+
+
+def test_a_stopped_sweep_stops_suite_reproduce_with_its_exit_code(sweeps, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """No further sweep, study or report after a sweep a signal stopped; exit 128 + the signal."""
+    import suite.experiments.launch
+    from suite.cli import main
+    from suite.experiments.launch import SweepResult
+    from tests.experiments.test_reproduce import RUN_FLAGS
+
+    calls = []
+
+    def stopped_sweep(spec, options, **kwargs):
+        calls.append(spec.name)
+        return SweepResult(interrupted=[("some-run", "stopped by SIGTERM")], stopped_by=signal.SIGTERM)
+
+    monkeypatch.setattr(suite.experiments.launch, "run_sweep", stopped_sweep)
+    argv = ["reproduce", "smoke", "--sweeps-dir", str(sweeps), "--results-dir", str(tmp_path / "results")]
+    assert main([*argv, "--reports-dir", str(tmp_path / "reports"), *RUN_FLAGS]) == 128 + signal.SIGTERM
+    out = capsys.readouterr().out
+    assert calls == ["smoke"]  # the second sweep (smoke_co) never started
+    assert "1 interrupted (stopped by SIGTERM; relaunch the sweep to resume them)" in out
+    assert "preset smoke: stopped; rerun the same command to resume" in out
+    assert not (tmp_path / "results" / "studies").exists() and not (tmp_path / "reports").exists()
