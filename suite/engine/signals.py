@@ -8,7 +8,7 @@ iterations and after each epoch's checkpoint, and raises :class:`Stopped` there.
 epoch's checkpoint stays the resume point, so a resume is bit-identical to an uninterrupted run.
 
 While a run is in its final evaluation (it writes nothing until the end, and a resume redoes it), a
-trainer in the main thread may ask for :func:`raise_now`: a signal then raises at once, as Ctrl-C
+trainer in the main thread asks for :func:`raising_at_once`: a signal then raises at once, as Ctrl-C
 always did, instead of waiting for an evaluation that can take minutes.
 """
 
