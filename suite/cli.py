@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .engine.signals import Stopped
 from .errors import SuiteError, os_error_line, unknown_name
 
 
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # a folder that is a file, read-only, full: the path and the problem
         print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
+    except Stopped as stop:  # a stop signal reached a safe point; the run's record says where
+        print(f"stopped by {stop}; rerun the same command to resume", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

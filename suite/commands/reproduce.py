@@ -150,6 +150,9 @@ def main(args) -> int:
         )
         print(f"sweep {spec.name}: {result.report()}", flush=True)
         failed += result.failed
+        if result.stopped_by:  # a stop signal: no further sweep, study or report
+            print(f"preset {preset.name}: stopped; rerun the same command to resume", flush=True)
+            return result.exit_code
     sets = "".join(f" --set {shlex.quote(item)}" for item in args.overrides)
     where = "" if options.results_dir == type(options)().results_dir else f" --results-dir {options.results_dir}"
     if args.no_wait:

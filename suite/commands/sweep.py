@@ -149,4 +149,4 @@ def main(args) -> int:
             f"results: suite runs --results-dir {options.results_dir}; "
             f"journal and job logs: {options.results_dir}/sweeps/{spec.name}/"
         )
-    return 1 if result.failed else 0
+    return result.exit_code

@@ -43,6 +43,7 @@ from ..store import (
     write_summary,
 )
 from ..store.status import RunStatus
+from . import signals
 from .callbacks import Callback, RunPruned
 from .cuda_graphs import GraphedIteration, make_sgd, tensor_learning_rates
 from .device import channels_last, pick_device, sync, training_autocast, use_cuda_graphs, uses_tf32
@@ -77,12 +78,21 @@ def execute(config: RunConfig, options: RunOptions | None = None, callbacks: lis
         if options.force or stale:
             for path in (run.last, run.last_prev, run.best, run.metrics, run.summary):
                 path.unlink(missing_ok=True)
-        return Trainer(config, options, data, device, run).run(list(callbacks))
+        with signals.stopping_on_signals():  # in the main thread; a job function may have installed them
+            return Trainer(config, options, data, device, run).run(list(callbacks))
 
 
 def skip_finished(run: RunDir) -> dict:
     print(f"{run.run_id}: already finished; skipped (use --force to train it again)", flush=True)
     return run.read_summary()
+
+
+def stop_line(stop: signals.Stopped, epochs_done: int, epochs: int) -> str:
+    """The record's error line for a run a signal stopped: what stopped it, where it resumes."""
+    return (
+        f"stopped by {signals.signal_name(stop.signum)} after {epochs_done} of {epochs} epochs; "
+        "rerun the same command to resume from there"
+    )
 
 
 def inject_split(split, beta: float, num_classes: int):
@@ -276,10 +286,15 @@ class Trainer:
                 self.report_epoch(row)
                 for callback in callbacks:
                     callback.on_epoch_end(epoch, row)
-            record.update(self.final_evaluation(best, history))
+                signals.check()  # a safe point: this epoch's checkpoint is the resume point
+            with signals.raising_at_once():  # evaluation writes nothing until its end
+                record.update(self.final_evaluation(best, history))
             record["status"] = RunStatus.FINISHED.value
         except RunPruned as pruned:
             record.update(status=RunStatus.PRUNED.value, error=str(pruned) or "pruned by a callback")
+        except signals.Stopped as stop:
+            record.update(status=RunStatus.INTERRUPTED.value, error=stop_line(stop, len(history), config.epochs))
+            raise
         except KeyboardInterrupt:
             record.update(
                 status=RunStatus.INTERRUPTED.value, error="interrupted by the user; rerun the same command to resume"
@@ -361,6 +376,7 @@ class Trainer:
         start = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not self.options.progress)
         for i, (x, y) in enumerate(bar):
+            signals.check()  # a safe point: the partial epoch is dropped, the last checkpoint stays
             x = channels_last(x)
             if self.graphed is not None and len(y) == config.batch_size and self.graphed.accepts(x):
                 loss, logits = self.graphed(x, y)

@@ -10,6 +10,7 @@ fresh process finds a method the launcher found.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -24,23 +25,34 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import RunConfig, RunOptions
+from ..engine import signals
 from ..engine.callbacks import Callback
 from ..errors import SuiteError, error_line
 from .sharing import SHARES, default_sharing
+from .slurm_task import REQUEUE_MAX, SlurmTask
 from .sweep import SweepSpec
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would kill real runs
 POLL_S = {"local": 0.5, "slurm": 10.0}
+RETELL_S = 2.0  # after a stop signal, how often running local jobs are sent SIGTERM again
 
 
 @dataclass
 class SweepResult:
-    """``done``: run ids trained to completion now; ``skipped`` and ``failed``: (run id, reason)."""
+    """``done``: run ids trained to completion now; ``skipped``, ``failed`` and ``interrupted`` (stopped
+    by a signal at a safe point, or never started because of one): (run id, reason)."""
 
     done: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     failed: list = field(default_factory=list)
+    interrupted: list = field(default_factory=list)
     submitted: list = field(default_factory=list)  # job ids, when not waiting for them
+    stopped_by: int | None = None  # the stop signal the launcher received, if any
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the stop signal when one stopped the sweep, 1 when a run failed, else 0."""
+        return 128 + self.stopped_by if self.stopped_by else 1 if self.failed else 0
 
     def add(self, run_id: str, outcome: dict) -> None:
         status = outcome["status"]
@@ -55,6 +67,10 @@ class SweepResult:
             reasons[reason] = reasons.get(reason, 0) + 1
         detail = f" ({', '.join(f'{n} {r}' for r, n in reasons.items())})" if reasons else ""
         text = f"{len(self.done)} done, {len(self.skipped)} skipped{detail}, {len(self.failed)} failed"
+        if self.interrupted:
+            text += f", {len(self.interrupted)} interrupted"
+        if self.stopped_by:
+            text += f" (stopped by {signals.signal_name(self.stopped_by)}; relaunch the sweep to resume them)"
         if self.submitted:
             text += f", {len(self.submitted)} submitted (not waited for)"
         return text + "".join(f"\n  failed {run_id}: {error}" for run_id, error in self.failed)
@@ -92,12 +108,18 @@ def sweep_dir(options: RunOptions, name: str) -> Path:
 
 
 def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int | None = None) -> dict:
-    """The job function: train one run; returns {"status": done | skipped | failed, "reason": ...}.
+    """The job function: train one run; returns {"status": done | skipped | failed | interrupted, "reason": ...}.
 
     The W&B group is the sweep's name (unless ``options.wandb_group`` says otherwise). Never
     raises for a failed run, so one failure never stops the sweep; the traceback goes to the
-    job's log and to the run's ``error.txt``.
+    job's log and to the run's ``error.txt``. A stop signal makes it ``interrupted`` (the handlers
+    are installed here, first, in a cell's own process).
     """
+    with signals.stopping_on_signals():
+        return _train_cell(config, options, sweep, threads)
+
+
+def _train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int | None) -> dict:
     from ..engine import execute
     from ..engine.reuse import reusable
     from ..store import RunDir, RunLocked
@@ -111,6 +133,8 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
         return {"status": "skipped", "reason": "finished"}
     journal = Journal(sweep_dir(options, sweep) / "journal.jsonl")
     try:
+        if signals.requested():  # a packed run whose thread starts after the stop
+            raise signals.Stopped(signals.requested())
         tracking = trackers(
             options,
             group=options.wandb_group or sweep,
@@ -121,6 +145,8 @@ def train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int 
         summary = execute(config, options, [journal, *tracking])
     except RunLocked:
         return {"status": "skipped", "reason": "running elsewhere"}
+    except signals.Stopped as stop:  # at a safe point: the record says interrupted, a relaunch resumes
+        return {"status": "interrupted", "reason": f"stopped by {stop}"}
     except Exception as err:  # noqa: BLE001  (any failure of one run is reported, not raised)
         traceback.print_exc()
         return {"status": "failed", "reason": error_line(err)}
@@ -152,18 +178,34 @@ def train_cells(
     from ..methods.plugins import add_import_paths
 
     add_import_paths(paths)
-    if len(configs) == 1:
-        return [train_cell(configs[0], options, sweep, threads)]
-    if share == "packed":
-        return _train_packed(configs, options, sweep, threads)
+    with signals.stopping_on_signals():  # the job's main thread; packed runs' threads poll its flag
+        if len(configs) == 1:
+            return [train_cell(configs[0], options, sweep, threads)]
+        if share == "packed":
+            return _train_packed(configs, options, sweep, threads)
+        return _train_in_processes(configs, options, sweep, threads)
+
+
+def _train_in_processes(configs, options, sweep, threads) -> list[dict]:
+    """One spawned process per cell; a stop signal this process receives is passed on to them (a
+    scheduler may signal only the job's first process), and each stops at a safe point."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
     per_cell = max(1, threads // len(configs)) if threads else None
     outcomes = []
     for config in configs:  # a pool per cell: a crash breaks its own pool, never the other cells'
         pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         outcomes.append((pool, pool.submit(train_cell, config, options, sweep, per_cell)))
+    passed_on = False
+    while not all(future.done() for _, future in outcomes):
+        wait([future for _, future in outcomes], timeout=POLL_S["local"], return_when=FIRST_EXCEPTION)
+        if signals.requested() and not passed_on:
+            passed_on = True
+            for pool, _ in outcomes:
+                for pid in list(getattr(pool, "_processes", None) or {}):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signals.requested())
     results = []
     for pool, future in outcomes:
         try:
@@ -304,7 +346,7 @@ def run_sweep(
     else:
         params = {"job_name": f"sweep-{spec.name}", "nodes": 1, "ntasks_per_node": 1, **(slurm or {})}
         try:
-            array = submitit.SlurmExecutor(folder=folder)
+            array = submitit.SlurmExecutor(folder=folder, max_num_timeout=REQUEUE_MAX)
         except RuntimeError as err:  # no srun on PATH
             raise SuiteError(f"--executor slurm needs the Slurm commands on PATH ({err})") from None
         try:
@@ -317,10 +359,9 @@ def run_sweep(
         k, how = runs_per_gpu or default.runs_per_gpu, share or default.share
         cells = pack_cells(todo, k, how)
         n = len(cells)
+        task = SlurmTask()  # requeued by submitit at the time limit (suite.experiments.slurm_task)
         try:
-            jobs = array.map_array(
-                train_cells, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n, [paths] * n
-            )
+            jobs = array.map_array(task, cells, [options] * n, [spec.name] * n, [threads] * n, [how] * n, [paths] * n)
         except submitit.core.utils.FailedJobError as err:  # sbatch said no: an unreachable controller, a bad option
             raise SuiteError(f"Slurm refused the job array: {_sbatch_error(str(err))}") from None
         print(
@@ -332,7 +373,9 @@ def run_sweep(
         if not wait:
             result.submitted = [job.job_id for job in jobs]
             return result
-        _wait(dict(zip(jobs, cells)), result, POLL_S["slurm"], _progress(len(todo), spec.name, options.progress))
+        _wait(
+            dict(zip(jobs, cells)), result, POLL_S["slurm"], _progress(len(todo), spec.name, options.progress), options
+        )
     return result
 
 
@@ -362,13 +405,31 @@ def dry_run_state(run, config: RunConfig, options: RunOptions) -> str:
     return "done (method code unknown: recorded before code hashes)" if state == "unknown" else "done"
 
 
-def _outcome(job) -> dict:
-    """The job function's return value, or a failure naming the job's log."""
+def _outcomes(job, configs, options) -> list[dict]:
+    """The job function's outcomes, one per config (:func:`_no_result` for a job that died)."""
     try:
-        return job.result()
+        outcomes = job.result()
     except Exception as err:  # noqa: BLE001  (a crashed or cancelled job)
         last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        return {"status": "failed", "reason": f"job {job.job_id} died: {last} (log: {job.paths.stderr})"}
+        return _no_result(configs, options, f"job {job.job_id} died: {last} (log: {job.paths.stderr})")
+    return outcomes if isinstance(outcomes, list) else [outcomes] * len(configs)
+
+
+def _no_result(configs, options, reason: str) -> list[dict]:
+    """Outcomes of a job that left no result (it died, or Slurm ended it): interrupted where a stop
+    signal stopped the run (its record says so, with the signal), else failed with ``reason``."""
+    from ..store import RunDir
+
+    outcomes = []
+    for config in configs:
+        record = RunDir(options.results_dir, config.run_id).read_summary() or {}
+        stopped = record.get("status") == "interrupted"
+        outcomes.append(
+            {"status": "interrupted", "reason": record.get("error")}
+            if stopped
+            else {"status": "failed", "reason": reason}
+        )
+    return outcomes
 
 
 def _progress(total: int, name: str, show: bool):
@@ -397,23 +458,45 @@ def _gpu_parameters(slot: int, gpus: list[int], device: str) -> dict:
 
 def _run_local(pool, cells, options, name, workers, gpus, threads, result, share="processes", paths=()) -> None:
     """Keep ``workers`` job processes busy until every run is handled; each job trains one cell (a
-    list of configs: one run, or with ``share="packed"`` several in one process)."""
+    list of configs: one run, or with ``share="packed"`` several in one process).
+
+    A stop signal (SIGTERM, SIGINT, SIGUSR1/2) to this process or its process group stops the
+    sweep: nothing new starts, every running job is sent SIGTERM (submitit's controller passes it
+    on to the job, whose runs stop at a safe point and are recorded as interrupted), and this waits
+    for them. Controllers start with SIGINT ignored: a Ctrl-C would make one kill its job a second
+    later, before the runs reach their safe point; the job itself handles SIGINT.
+    """
+    import signal
+
     queue, running, free = deque(cells), {}, list(range(workers))
     bar = _progress(sum(len(cell) for cell in cells), name, options.progress)
+    told = None  # when the running jobs were last sent SIGTERM
     try:
-        while queue or running:
-            while queue and free:
-                slot, cell = free.pop(0), queue.popleft()
-                pool.update_parameters(**_gpu_parameters(slot, gpus, options.device))
-                running[pool.submit(train_cells, cell, options, name, threads, share, paths)] = (cell, slot)
-            for job in [job for job in running if job.done()]:
-                cell, slot = running.pop(job)
-                free.append(slot)
-                outcomes = _outcome(job)
-                outcomes = outcomes if isinstance(outcomes, list) else [outcomes] * len(cell)  # a dead job
-                for config, outcome in zip(cell, outcomes):
-                    _record(bar, result, config, outcome)
-            time.sleep(POLL_S["local"])
+        with signals.stopping_on_signals():
+            while queue or running:
+                while queue and free and not signals.requested():
+                    slot, cell = free.pop(0), queue.popleft()
+                    pool.update_parameters(**_gpu_parameters(slot, gpus, options.device))
+                    with signals.ignoring(signal.SIGINT):
+                        job = pool.submit(train_cells, cell, options, name, threads, share, paths)
+                    running[job] = (cell, slot)
+                if signals.requested() and told is None:
+                    result.stopped_by = signals.requested()
+                    bar.write(f"{signals.signal_name(result.stopped_by)}: stopping the running jobs at a safe point")
+                    for cell in queue:
+                        for config in cell:
+                            result.add(config.run_id, {"status": "interrupted", "reason": "not started"})
+                    queue.clear()
+                if signals.requested() and (told is None or time.monotonic() - told > RETELL_S):
+                    told = time.monotonic()  # again later: a job still starting up has not its handlers yet
+                    for job in running:
+                        _terminate(job)
+                for job in [job for job in running if job.done()]:
+                    cell, slot = running.pop(job)
+                    free.append(slot)
+                    for config, outcome in zip(cell, _outcomes(job, cell, options)):
+                        _record(bar, result, config, outcome)
+                time.sleep(POLL_S["local"])
     except KeyboardInterrupt:
         for job in running:
             job.cancel()
@@ -422,7 +505,17 @@ def _run_local(pool, cells, options, name, workers, gpus, threads, result, share
         bar.close()
 
 
-def _wait(jobs: dict, result, poll_s: float, bar) -> None:
+def _terminate(job) -> None:
+    """SIGTERM to a local job's controller, which passes it on to the job's process."""
+    import signal
+
+    process = getattr(job, "_process", None)
+    if process is not None and process.poll() is None:
+        with contextlib.suppress(OSError):
+            process.send_signal(signal.SIGTERM)
+
+
+def _wait(jobs: dict, result, poll_s: float, bar, options) -> None:
     """Wait for already submitted Slurm jobs ({job: its configs}); Ctrl-C leaves them running.
 
     A job that Slurm says has ended (``suite.experiments.slurm_queue``) but that has left no
@@ -435,16 +528,16 @@ def _wait(jobs: dict, result, poll_s: float, bar) -> None:
     try:
         while pending:
             for job in [job for job in pending if job.done()]:
-                configs, outcomes = pending.pop(job), _outcome(job)
-                outcomes = outcomes if isinstance(outcomes, list) else [outcomes] * len(configs)  # a dead job
-                for config, outcome in zip(configs, outcomes):
+                configs = pending.pop(job)
+                for config, outcome in zip(configs, _outcomes(job, configs, options)):
                     _record(bar, result, config, outcome)
             states = ended([job.job_id for job in pending]) if pending else {}
             for job in [job for job in pending if job in suspects and job.job_id in states and not job.done()]:
                 state = "no longer in squeue" if states[job.job_id] == GONE else f"state {states[job.job_id]}"
                 reason = f"job {job.job_id} ended without a result ({state}; log: {job.paths.stderr})"
-                for config in pending.pop(job):
-                    _record(bar, result, config, {"status": "failed", "reason": reason})
+                configs = pending.pop(job)
+                for config, outcome in zip(configs, _no_result(configs, options, reason)):
+                    _record(bar, result, config, outcome)
             suspects = {job for job in pending if job.job_id in states}
             if pending:
                 time.sleep(poll_s)

@@ -41,12 +41,13 @@ class RunDir:
     last = property(lambda self: self.path / "last.pt")
     last_prev = property(lambda self: self.path / "last.prev.pt")
     best = property(lambda self: self.path / "best.pt")
+    requeues = property(lambda self: self.path / "requeues.json")  # a scheduler's stops without progress
 
     def refuse_links(self) -> None:
         """Raise a one-line SuiteError when the run folder, or a record file in it, is a symbolic link."""
         refuse_link(self.path)
         if self.path.is_dir():
-            names = {p.name for p in (self.config, self.metrics, self.summary)} | {".lock", "error.txt"}
+            names = {p.name for p in (self.config, self.metrics, self.summary, self.requeues)} | {".lock", "error.txt"}
             for entry in self.path.iterdir():
                 if entry.name in names or entry.suffix == ".pt":
                     refuse_link(entry)
