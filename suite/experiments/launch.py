@@ -129,10 +129,10 @@ def _train_cell(config: RunConfig, options: RunOptions, sweep: str, threads: int
         import torch
 
         torch.set_num_threads(threads)
-    if reusable(RunDir(options.results_dir, config.run_id), config.method, options):
-        return {"status": "skipped", "reason": "finished"}
     journal = Journal(sweep_dir(options, sweep) / "journal.jsonl")
     try:
+        if reusable(RunDir(options.results_dir, config.run_id), config.method, options):
+            return {"status": "skipped", "reason": "finished"}  # inside: a method failing to resolve fails one run
         if signals.requested():  # a packed run whose thread starts after the stop
             raise signals.Stopped(signals.requested())
         tracking = trackers(
