@@ -43,6 +43,7 @@ def reusable(run: RunDir, method: str, options: RunOptions) -> bool:
 
 def code_state(run: RunDir, method: str) -> str:
     """``current``, ``stale`` or ``unknown`` (a record without a hash): what a dry run shows."""
-    if recorded_code(run) is None:
+    recorded = recorded_code(run)
+    if recorded is None:
         return UNKNOWN
-    return "stale" if stale_reason(run, method) else "current"
+    return "current" if recorded == method_code(method) else "stale"

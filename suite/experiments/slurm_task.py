@@ -33,6 +33,8 @@ class SlurmTask(Checkpointable):
 
     ``submission`` names one launch of the sweep: requeues keep it (a resubmission pickles this
     object), a new ``suite sweep`` makes a new one, so counts of an earlier launch do not count.
+    submitit's own ``checkpoint()`` is the resubmission: this task with the same arguments; the
+    runs' checkpoints hold the training state.
     """
 
     def __init__(self, submission: str | None = None):
@@ -64,11 +66,6 @@ class SlurmTask(Checkpointable):
         if stopped_by == preempt and callable(submitit_handler):
             submitit_handler(stopped_by, None)  # submitit: self.checkpoint(), requeue, exit
         raise SystemExit(128 + stopped_by)  # no result: Slurm requeues the task or ends it
-
-    def checkpoint(self, *args, **kwargs):
-        """The resubmission: this task (same submission) with the same arguments; the runs' own
-        checkpoints hold the training state."""
-        return super().checkpoint(*args, **kwargs)
 
 
 def preempt_signal() -> int:

@@ -49,7 +49,7 @@ def trials_dataframe(study: optuna.Study):
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs
         hparams = attrs.get("hparams", t.params)
-        row = {"trial": t.number, "state": t.state.name, **{k: hparams[k] for k in searched if k in hparams}, **hparams}
+        row = {"trial": t.number, "state": t.state.name, **hparams}  # the searched ones go first below
         row.update({k: attrs[k] for k in COLUMNS if k in attrs})
         if t.intermediate_values:  # the last per-epoch value reported (a pruned trial's is where it stopped)
             row["last_reported_epoch"] = max(t.intermediate_values)  # steps are 1-based epochs
