@@ -124,7 +124,7 @@ def test_scontrol_requeue_of_a_running_task_resumes_it_to_the_same_result(tmp_pa
 def test_a_time_limit_shorter_than_the_run_requeues_it_until_it_finishes(tmp_path):
     """--time 2 (minutes) with the pre-limit signal 60 s before: SIGUSR2 stops the run, submitit
     checkpoints and requeues the task, and the run goes on from its last epoch to the end."""
-    spec = tiny_spec(tmp_path, "method: [fast_at]\nepochs: [100]\ntrain_points: [512]\n")
+    spec = tiny_spec(tmp_path, "method: [fast_at]\nepochs: [250]\ntrain_points: [512]\n")
     (config,) = load_spec(spec).configs()
     results = tmp_path / "results"
     releaser = Releaser()
@@ -139,7 +139,7 @@ def test_a_time_limit_shorter_than_the_run_requeues_it_until_it_finishes(tmp_pat
     names = [e["event"] for e in events(results)]
     assert names[-1] == "finished" and "interrupted" in names, f"the run finished before its time limit: {names}"
     stops = [e["error"] for e in events(results) if e["event"] == "interrupted"]
-    assert all(re.match(r"stopped by SIGUSR2 after \d+ of 100 epochs", line) for line in stops), stops
+    assert all(re.match(r"stopped by SIGUSR2 after \d+ of 250 epochs", line) for line in stops), stops
     logs = "".join(p.read_text() for p in (results / "sweeps" / "tiny" / "submitit").glob("*_log.*"))
     assert "this job is timed-out" in logs and "Requeued job" in logs  # submitit's own requeue
     assert_same_run(RunDir(results, config.run_id), want, want_rows)
